@@ -29,8 +29,9 @@ def load_pretrained(target: str) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
         model = AutoModelForCausalLM.from_pretrained(location, **options, dtype=_dtype())
-    except OSError as error:
-        raise WeightsError(f"could not load {target!r} with transformers: {error}") from error
+    except (OSError, ValueError) as error:  # no such folder/hub id, or not a model folder
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(f"could not load {target!r} with transformers: {first_line}") from error
     return model, tokenizer
 
 
@@ -50,7 +51,9 @@ def _dtype() -> Any:
 
 
 class HFBackend(Backend):
-    def __init__(self, model: Any, tokenizer: Any, *, spec: str, max_context: int | None = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, spec: str, name: str = "", max_context: int | None = None
+    ) -> None:
         import torch
 
         self._torch = torch
@@ -64,7 +67,7 @@ class HFBackend(Backend):
         self.max_context = max_context or getattr(model.config, "max_position_embeddings", None)
         self.info = BackendInfo(
             spec=spec,
-            model=getattr(model.config, "_name_or_path", "") or spec,
+            model=name or getattr(model.config, "_name_or_path", "") or spec,
             context_window=self.max_context,
         )
 
@@ -73,7 +76,7 @@ class HFBackend(Backend):
         model, tokenizer = load_pretrained(spec.target)
         if spec.adapter:
             model = _with_adapter(model, spec.adapter)
-        return cls(model, tokenizer, spec=str(spec))
+        return cls(model, tokenizer, spec=str(spec), name=spec.target)
 
     def generate(
         self, conversations: Sequence[Conversation], sampling: Sampling = Sampling()

@@ -131,7 +131,9 @@ class OpenAIBackend(Backend):
     # ----------------------------------------------------------------------------- generation
 
     def generate(
-        self, conversations: Sequence[Conversation], sampling: Sampling = Sampling()
+        self,
+        conversations: Sequence[Conversation],
+        sampling: Sampling = Sampling(),  # noqa: B008 -- frozen, as in Backend
     ) -> list[list[Completion]]:
         if len(conversations) <= 1 or self._concurrency == 1:
             # No pool for the common single-conversation call: threads would only add latency.
@@ -169,7 +171,11 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------------------------ streaming
 
-    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Iterator[str]:
+    def stream(
+        self,
+        conversation: Conversation,
+        sampling: Sampling = Sampling(),  # noqa: B008 -- frozen, as in Backend
+    ) -> Iterator[str]:
         body = self._payload(conversation, sampling, n=1, seed=sampling.seed_for(0))
         body["stream"] = True
         url = self._url("/chat/completions")

@@ -89,6 +89,9 @@ class LoopbackServer:
     keepalive_comments: bool = True
     failures: deque[Failure] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
+    #: when set, a stream pauses after its first text piece until the event is set, so a test
+    #: can see text arrive before the reply is complete
+    stream_gate: threading.Event | None = None
     #: the most chat requests seen in flight at once
     max_in_flight: int = 0
 
@@ -105,8 +108,12 @@ class LoopbackServer:
         handler = type("Handler", (_Handler,), {"loopback": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
+        # A short poll interval: shutdown() waits for the poll loop, once per test.
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="openai-loopback", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="openai-loopback",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -163,6 +170,9 @@ class LoopbackServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers; streams use chunked encoding
+    # Headers and body go out as separate writes; with Nagle on, the body would wait for the
+    # client's delayed ACK (~40 ms on Linux) on every kept-alive request.
+    disable_nagle_algorithm = True
     loopback: LoopbackServer
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -257,8 +267,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         text, finish = choices[0]
+        gate = self.loopback.stream_gate
         for event in _stream_events(body, text, finish, self.loopback.keepalive_comments):
             self._write_chunk(event.encode())
+            if gate is not None and '"content": "' in event and '"content": ""' not in event:
+                gate.wait(timeout=10)
+                gate = None
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
