@@ -198,7 +198,7 @@ def _add_demo_command(commands: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.markdown import Markdown
+    from rich.syntax import Syntax
 
     from ledex import demo, dialogue
     from ledex.models import load_backend
@@ -207,8 +207,8 @@ def _demo(args: argparse.Namespace) -> int:
     conversation = demo.conversation()
     console.rule("the task, the wrong code and the test failure")
     for message in conversation:
-        console.print(f"[bold]{message['role']}[/bold]")
-        console.print(Markdown(message["content"]))
+        console.print(f"[bold]{message['role']}:[/bold]")
+        console.print(message["content"], markup=False, highlight=False)
     console.rule(f"the model's reply ({args.model})")
     started = time.perf_counter()
     pieces: list[str] = []
@@ -226,5 +226,7 @@ def _demo(args: argparse.Namespace) -> int:
         console.print(f"[red]the reply could not be parsed[/red]: {parsed.message}")
         return 1
     console.print(f"[bold]explanation:[/bold] {parsed.explanation or '(none)'}")
-    console.print(f"[bold]code:[/bold] {len(parsed.code.splitlines())} lines, unverified ({elapsed:.1f}s)")
+    console.print("[bold]code[/bold] (not yet run against the tests):")
+    console.print(Syntax(parsed.code, "python"))
+    console.print(f"{elapsed:.1f}s with {backend.info.model}")
     return 0

@@ -1,0 +1,5 @@
+import sys
+
+from ledex.cli import main
+
+sys.exit(main())
