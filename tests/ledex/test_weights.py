@@ -216,3 +216,18 @@ def test_the_shipped_test_model_verifies(monkeypatch, smollm2_path):
     monkeypatch.undo()  # the real cache, where `make test` installed it
     assert weights.verify("smollm2-135m") == smollm2_path
     assert weights.sha256_file(smollm2_path) == weights.MODELS["smollm2-135m"].sha256
+
+
+def test_an_interrupted_install_leaves_nothing_half_written(monkeypatch, private_cache):
+    model, dists = _fake_model([os.urandom(20_000_000), os.urandom(1000)])  # > one 8 MiB block
+    _register(monkeypatch, model)
+    _write_installed(private_cache / "chunks" / model.name, dists)
+
+    def interrupt(done: int, total: int) -> None:
+        if done < total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        weights.install(model.name, progress=interrupt)
+    assert _leftovers(private_cache) == []
+    assert weights.install(model.name).stat().st_size == model.size  # and a rerun just works
