@@ -1,0 +1,3 @@
+from .batching import batches, run_batches
+
+__all__ = ["batches", "run_batches"]

@@ -1,0 +1,3 @@
+from .intervals import merge, total_covered
+
+__all__ = ["merge", "total_covered"]

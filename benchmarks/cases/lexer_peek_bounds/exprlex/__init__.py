@@ -1,0 +1,3 @@
+from .lexer import Lexer
+
+__all__ = ["Lexer"]

@@ -1,0 +1,3 @@
+from .ops import multiply, shape, transpose
+
+__all__ = ["multiply", "shape", "transpose"]

@@ -1,0 +1,3 @@
+from .summary import mean, spread, total
+
+__all__ = ["mean", "spread", "total"]

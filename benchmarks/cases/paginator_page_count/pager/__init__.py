@@ -1,0 +1,3 @@
+from .paginate import Paginator
+
+__all__ = ["Paginator"]

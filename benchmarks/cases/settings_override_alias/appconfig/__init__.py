@@ -1,0 +1,3 @@
+from .settings import DEFAULTS, Settings
+
+__all__ = ["DEFAULTS", "Settings"]

@@ -1,0 +1,3 @@
+from .stack import EmptyStackError, Stack
+
+__all__ = ["EmptyStackError", "Stack"]

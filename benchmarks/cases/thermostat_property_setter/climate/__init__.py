@@ -1,0 +1,3 @@
+from .thermostat import Thermostat
+
+__all__ = ["Thermostat"]
