@@ -11,7 +11,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from ledex import __version__, weights
+from ledex import __version__, fix_command, weights
 from ledex.errors import LedexError
 from ledex.models import DEFAULT_SPEC, Sampling
 
@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"ledex: error: {error}", file=sys.stderr)
-        return 1
+        return getattr(error, "exit_code", 1)
     except KeyboardInterrupt:
         print("ledex: interrupted", file=sys.stderr)
         return 130
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_commands(commands)
     _add_generate_command(commands)
     _add_demo_command(commands)
+    fix_command.add_command(commands)
     return parser
 
 

@@ -152,6 +152,8 @@ def apply_fix(source: str, fixed_code: str, *, target: str | None = None) -> Pat
     replacements: dict[str, str] = {}
     ignored: list[str] = []
     for qualname, node in _reply_definitions(reply_tree.body, ""):
+        if _is_stub(node):  # `def size(self): ...` echoed from the prompt's class outline
+            continue
         match = _match(qualname, symbols, target)
         if match is None:
             ignored.append(qualname)
@@ -179,6 +181,17 @@ def _reply_definitions(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str,
             yield f"{prefix}{node.name}", node
         elif isinstance(node, ast.ClassDef):
             yield from _reply_definitions(node.body, f"{prefix}{node.name}.")
+
+
+def _is_stub(node: _Def) -> bool:
+    body = list(node.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        body = body[1:] if isinstance(body[0].value.value, str) else body
+    return all(
+        isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                                       and stmt.value.value is Ellipsis)
+        for stmt in body
+    )
 
 
 def _match(qualname: str, symbols: dict[str, Symbol], target: str | None) -> Symbol | None:

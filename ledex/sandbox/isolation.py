@@ -162,8 +162,13 @@ def _bwrap_args(spec: Spec) -> list[str]:
             args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--size", str(spec.limits.tmp_mb << 20), "--tmpfs", "/tmp"]
+    args += ["--size", str(spec.limits.tmp_mb << 20), "--tmpfs", "/dev/shm"]
     for mount in spec.mounts:
         args += ["--bind" if mount.writable else "--ro-bind", str(mount.source), str(mount.target)]
+    # bwrap's root and /dev are unbounded tmpfs (RAM) the sandbox could otherwise fill with files
+    # (each capped by RLIMIT_FSIZE, their number not); only /tmp, /dev/shm and writable mounts stay
+    # writable. After all mounts: their mount points are created in the root first.
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
            "PYTHONDONTWRITEBYTECODE": "1", **spec.env}  # fmt: skip
     for key, value in env.items():

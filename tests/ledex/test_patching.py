@@ -157,7 +157,7 @@ def test_edits_rebuild_the_new_source():
 @pytest.mark.parametrize(
     ("reply", "message"),
     [
-        ("def nothing_here():\n    pass\n", "nothing_here, which matches no function"),
+        ("def nothing_here():\n    return 1\n", "nothing_here, which matches no function"),
         ("x = 1\n", "defines nothing"),
         ("def area(r):\n    return (\n", "does not parse"),
     ],
@@ -187,3 +187,17 @@ def test_diff_names_the_file():
     diff = patch.diff("shapes.py")
     assert diff.startswith("--- a/shapes.py\n+++ b/shapes.py\n")
     assert "-    return math.pi * r  # wrong\n+    return math.pi * r ** 2\n" in diff
+
+
+def test_stub_definitions_echoed_from_the_prompt_are_not_applied():
+    patch = _fix('''
+        class Stack:
+            @property
+            def size(self):
+                ...
+
+            def pop(self):
+                return self.items.pop()
+        ''')
+    assert patch.replaced == ("Stack.pop",)
+    assert "return len(self.items)" in patch.new_source

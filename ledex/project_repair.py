@@ -1,0 +1,378 @@
+"""Repairing a failing pytest test in a project: what to fix, what to ask, how to verify.
+
+- The function under repair is the one the innermost traceback frame in the user's code (outside
+  the test files) points into; when the assertion fails in the test itself, it is the project
+  function the failing line calls (else the first one the test calls).
+- The prompt gets that function (with its class for methods), the project functions it calls
+  (bugs often sit one call away), the failing test's source and the failure, within a budget.
+- A candidate is put back by symbol (`ledex.patching`) into any of those files, and verified by
+  running the failing test and the tests that passed before in the same test files, on a shadow
+  workspace (`ledex.sandbox.run_pytest`). The user's files are never written here.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledex import dialogue, feedback, patching
+from ledex.models.base import Backend
+from ledex.patching import Patch, PatchError, Symbol
+from ledex.repair import RepairConfig, RepairResult, Verdict, repair
+from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
+
+_SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "env", ".tox", ".nox", "node_modules", "build",
+                           "dist", "__pycache__", ".pytest_cache", "site-packages"})  # fmt: skip
+_MAX_FILES = 2000
+_MAX_RELATED = 3
+CHARS_PER_TOKEN = 3  # conservative for code; used only to keep prompts within the context
+
+
+@dataclass(frozen=True)
+class Site:
+    """A function to repair: its file (relative to the project) and symbol."""
+
+    relpath: str
+    symbol: Symbol
+    reason: str
+
+
+@dataclass
+class ProjectTask:
+    """Everything one repair needs, computed once from the failing run."""
+
+    project: Path
+    test: TestOutcome
+    site: Site
+    related: list[Site]
+    sources: dict[str, str]  # relpath -> text, as read at the start (the fix applies to these)
+    check_nodes: list[str]  # what verification runs (the failing test's file(s))
+    previously_passing: list[str]
+    python: str | None = None
+    timeout: float = 60.0
+    truncated: list[str] = field(default_factory=list)
+
+    @property
+    def node_id(self) -> str:
+        return self.test.node_id
+
+
+# --- what to repair ------------------------------------------------------------------------------
+
+
+def is_test_file(path: str) -> bool:
+    name = os.path.basename(path)
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
+def locate_site(project: Path, outcome: TestOutcome) -> Site | None:
+    """The function under repair for a failing test, or None if none can be found."""
+    for frame in reversed(outcome.frames_within(project)):
+        relpath = _relative(project, frame.path)
+        if relpath is None or is_test_file(relpath) or _skipped(relpath):
+            continue
+        source = _read(project / relpath)
+        symbol = source and _safe(lambda: patching.symbol_at(source, frame.line))
+        if symbol:
+            return Site(relpath, symbol, "the failure happens in this function")
+    return _called_by_test(project, outcome)
+
+
+def _called_by_test(project: Path, outcome: TestOutcome) -> Site | None:
+    test_frame = outcome.location
+    failing = [f for f in outcome.frames if test_frame and f.path == test_frame.path]
+    if test_frame is None:
+        return None
+    test_source = _read(Path(test_frame.path))
+    tree = _safe(lambda: ast.parse(test_source or ""))
+    function = tree and _function_at(tree, failing[-1].line if failing else test_frame.line)
+    if function is None:
+        return None
+    failing_line = failing[-1].line if failing else None
+    calls = _calls(function, failing_line)
+    index = definitions(project)
+    for name in calls:
+        found = index.get(name, [])
+        if len(found) == 1:
+            return Site(*found[0], reason="the failing test calls this function")
+    return None
+
+
+def _function_at(tree: ast.AST, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    best = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= (node.end_lineno or 0):
+            if best is None or node.lineno > best.lineno:
+                best = node
+    return best
+
+
+def _calls(function: ast.AST, failing_line: int | None) -> list[str]:
+    """Names of called functions/methods: those on the failing line first, then in order."""
+    calls = [node for node in ast.walk(function) if isinstance(node, ast.Call)]
+    calls.sort(key=lambda c: (c.lineno != failing_line, c.lineno, c.col_offset))
+    names = []
+    for call in calls:
+        target = call.func
+        name = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else None
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def definitions(project: Path) -> dict[str, list[tuple[str, Symbol]]]:
+    """Every function and method of the project's non-test code, by plain name."""
+    index: dict[str, list[tuple[str, Symbol]]] = {}
+    for relpath in _source_files(project):
+        source = _read(project / relpath)
+        symbols = _safe(lambda: patching.find_symbols(source or "")) or {}
+        for symbol in symbols.values():
+            index.setdefault(symbol.name, []).append((relpath, symbol))
+    return index
+
+
+def related_sites(project: Path, site: Site, sources: dict[str, str]) -> list[Site]:
+    """Project functions that the function under repair calls (one level), same file first."""
+    source = sources.get(site.relpath) or _read(project / site.relpath) or ""
+    tree = _safe(lambda: ast.parse(source))
+    node = tree and _function_at(tree, site.symbol.start_line + _decorator_offset(source, site.symbol))
+    if node is None:
+        return []
+    index = definitions(project)
+    found: list[Site] = []
+    for name in _calls(node, None):
+        for relpath, symbol in index.get(name, []):
+            if symbol.qualname == site.symbol.qualname and relpath == site.relpath:
+                continue
+            if len(index[name]) == 1 or relpath == site.relpath:
+                found.append(Site(relpath, symbol, f"called by {site.symbol.qualname}"))
+    found.sort(key=lambda s: s.relpath != site.relpath)
+    return found[:_MAX_RELATED]
+
+
+def _decorator_offset(source: str, symbol: Symbol) -> int:
+    lines = source.splitlines()[symbol.start_line - 1 : symbol.end_line]
+    for offset, line in enumerate(lines):
+        if line.lstrip().startswith(("def ", "async def ")):
+            return offset
+    return 0
+
+
+def _source_files(project: Path) -> list[str]:
+    found: list[str] = []
+    for root, dirs, files in os.walk(project):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".py") and not is_test_file(name):
+                found.append(os.path.relpath(os.path.join(root, name), project))
+                if len(found) >= _MAX_FILES:
+                    return found
+    return found
+
+
+# --- building the task ---------------------------------------------------------------------------
+
+
+def prepare(
+    project: Path, run: PytestRun, outcome: TestOutcome, *, python: str | None = None, timeout: float = 60.0
+) -> ProjectTask | str:
+    """A ProjectTask for a failing test, or a message saying why it cannot be repaired."""
+    project = project.resolve()
+    site = locate_site(project, outcome)
+    if site is None:
+        return f"cannot tell which function {outcome.node_id} exercises in {project}"
+    sources = {site.relpath: _read(project / site.relpath) or ""}
+    related = related_sites(project, site, sources)
+    for other in related:
+        sources.setdefault(other.relpath, _read(project / other.relpath) or "")
+    test_file = outcome.node_id.split("::", 1)[0]
+    same_file = [o.node_id for o in run.outcomes.values() if o.node_id.split("::", 1)[0] == test_file]
+    passing = [node for node in same_file if run.outcomes[node].passed]
+    return ProjectTask(project, outcome, site, related, sources, [test_file], passing, python, timeout)
+
+
+def conversation_parts(task: ProjectTask, budget_chars: int) -> tuple[str, str, str]:
+    """(turn-1 task, turn-2 code, feedback), shrunk to the budget, biggest parts first."""
+    target_code = _dedented(task.sources[task.site.relpath], task.site.symbol)
+    related = [(s, _dedented(task.sources[s.relpath], s.symbol)) for s in task.related]
+    context = _context(task)
+    test_source = _test_source(task.test)
+    failure = pytest_feedback(task.test)
+    truncated: list[str] = []
+
+    def size() -> int:
+        return len(context) + len(test_source) + len(failure) + len(target_code) + sum(len(c) for _, c in related)
+
+    while related and size() > budget_chars:
+        related.pop()
+        truncated.append("called functions")
+    if size() > budget_chars:
+        failure = _shrink(failure, max(400, budget_chars // 6))
+        truncated.append("the failure output")
+    if size() > budget_chars:
+        test_source = _shrink(test_source, max(400, budget_chars // 6))
+        context = _shrink(context, max(400, budget_chars // 6))
+        truncated.append("the test and the class")
+    task.truncated = truncated
+    note = f"(Shortened to fit: {', '.join(dict.fromkeys(truncated))}.)" if truncated else None
+    if related:
+        callee_text = "\n\n".join(f"# {s.relpath}\n{code}" for s, code in related)
+        context = f"{context}\n\nIt calls:\n\n{callee_text}"
+    prompt = dialogue.function_task(context, test_source, path=task.site.relpath, note=note)
+    return prompt, target_code, failure
+
+
+def _context(task: ProjectTask) -> str:
+    source = task.sources[task.site.relpath]
+    if task.site.symbol.is_method:
+        return patching.class_context(source, task.site.symbol)
+    return _dedented(source, task.site.symbol)
+
+
+def _dedented(source: str, symbol: Symbol) -> str:
+    import textwrap
+
+    return textwrap.dedent(patching.symbol_source(source, symbol)).rstrip()
+
+
+def _test_source(outcome: TestOutcome) -> str:
+    if outcome.location is None:
+        return outcome.node_id
+    source = _read(Path(outcome.location.path)) or ""
+    tree = _safe(lambda: ast.parse(source))
+    node = tree and _function_at(tree, outcome.location.line)
+    if node is None:
+        return outcome.node_id
+    start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+    import textwrap
+
+    return textwrap.dedent("".join(source.splitlines(keepends=True)[start - 1 : node.end_lineno])).rstrip()
+
+
+def pytest_feedback(outcome: TestOutcome) -> str:
+    return feedback.pytest_feedback(outcome.node_id, outcome.message, outcome.longrepr)
+
+
+def _shrink(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - limit} characters left out ...]\n{text[-half:]}"
+
+
+# --- verification --------------------------------------------------------------------------------
+
+
+class ProjectVerifier:
+    """Applies a candidate to the files of a task and runs the tests on a shadow workspace."""
+
+    def __init__(self, task: ProjectTask) -> None:
+        self.task = task
+        self.runs: list[PytestRun] = []
+
+    def patches(self, code: str) -> dict[str, Patch] | PatchError:
+        """The candidate applied to every task file it redefines something in."""
+        site = self.task.site
+        patches: dict[str, Patch] = {}
+        errors: list[str] = []
+        for relpath, source in self.task.sources.items():
+            target = site.symbol.qualname if relpath == site.relpath else None
+            result = patching.apply_fix(source, code, target=target)
+            if isinstance(result, Patch):
+                patches[relpath] = result
+            else:
+                errors.append(result.message)
+        if not patches:
+            return PatchError(errors[0] if errors else "the fix changes nothing")
+        return patches
+
+    def verify(self, code: str) -> Verdict:
+        patches = self.patches(code)
+        total = 1 + len(self.task.previously_passing)
+        if isinstance(patches, PatchError):
+            return Verdict(0, total, "rejected", f"The fix could not be applied: {patches.message}")
+        overlay = {relpath: patch.new_source for relpath, patch in patches.items()}
+        run = run_pytest(self.task.project, self.task.check_nodes, overlay=overlay, python=self.task.python,
+                         timeout=self.task.timeout)  # fmt: skip
+        self.runs.append(run)
+        return verdict_for(self.task, run)
+
+    def diff(self, code: str) -> str:
+        patches = self.patches(code)
+        if isinstance(patches, PatchError):
+            return ""
+        return "".join(patch.diff(relpath) for relpath, patch in sorted(patches.items()))
+
+
+def verdict_for(task: ProjectTask, run: PytestRun) -> Verdict:
+    required = [task.node_id, *task.previously_passing]
+    total = len(required)
+    if run.status != "ok" and not run.outcomes:
+        return Verdict(0, total, "error", run.message or f"the test run ended with status {run.status}")
+    if run.collection_errors:
+        error = run.collection_errors[0]
+        return Verdict(0, total, "error", f"The tests no longer load:\n{error.message}\n{_shrink(error.longrepr, 1500)}")
+    passed = [node for node in required if run.passes([node])]
+    target_outcomes = run.outcomes_for(task.node_id)
+    if task.node_id not in passed:
+        failing = next((o for o in target_outcomes if o.failed), None)
+        text = pytest_feedback(failing) if failing else f"The test {task.node_id} did not run."
+        status = "timeout" if failing is not None and failing.outcome == "timeout" else "failed"
+        return Verdict(len(passed), total, status, text)
+    broken = [node for node in required if node not in passed]
+    if broken:
+        outcome = next((o for o in run.outcomes_for(broken[0]) if o.failed), None)
+        detail = pytest_feedback(outcome) if outcome else f"{broken[0]} did not run."
+        return Verdict(len(passed), total, "failed", f"The fix breaks a test that passed before.\n{detail}")
+    return Verdict(total, total, "passed", "")
+
+
+# --- the whole job -------------------------------------------------------------------------------
+
+
+def repair_test(
+    task: ProjectTask, backend: Backend, config: RepairConfig = RepairConfig(), **kwargs: Any
+) -> RepairResult:
+    """Run the repair loop on one failing test of a project."""
+    window = backend.info.context_window or 8192
+    budget = max(2000, (window - config.max_tokens) * CHARS_PER_TOKEN - 1500)
+    prompt, code, failure = conversation_parts(task, budget)
+    return repair(prompt, code, failure, verifier=ProjectVerifier(task), backend=backend, config=config,
+                  target=task.node_id, **kwargs)  # fmt: skip
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _relative(project: Path, path: str) -> str | None:
+    try:
+        return os.path.relpath(Path(path).resolve(), project) if Path(path).resolve().is_relative_to(project) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _skipped(relpath: str) -> bool:
+    return any(part in _SKIPPED_DIRS for part in Path(relpath).parts)
+
+
+def _safe(compute: Any) -> Any:
+    try:
+        return compute()
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
+def files_of(results: Iterable[RepairResult]) -> list[str]:
+    return sorted({line[6:] for r in results for line in (r.best.diff if r.best else "").splitlines()
+                   if line.startswith("+++ b/")})  # fmt: skip

@@ -1,0 +1,290 @@
+"""ledex's pytest plugin: records every test report as one JSON line in a results file.
+
+Runs inside the sandbox, in the user's interpreter and pytest, loaded with
+`-p ledex_pytest_plugin` from a read-only folder on PYTHONPATH; it is never installed in the user's
+environment. Stdlib + pytest only, and only hooks that pytest 6-9 all have.
+
+Results go to a file named by $LEDEX_PYTEST_RESULTS, not to stdout, so what a test prints cannot
+forge them. The variable is removed and the file opened at import, before conftest.py files or
+tests run. Each record is appended with one write as it happens, so a run killed by the timeout
+keeps everything that finished.
+
+Records (one JSON object per line, "event" says which):
+  rootdir    {rootdir, invocation_dir}
+  collected  {nodeids}
+  start      {nodeid, location}              a test began (an unfinished one is the one that hung)
+  report     {nodeid, when, outcome, wasxfail, duration, message, longrepr, frames, location}
+  collect_error {nodeid, message, longrepr, frames}
+  finish     {exitstatus}
+Frames are {path (absolute), line (1-based), function}, innermost last, pytest's own frames left
+out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import re
+import traceback
+
+import pytest
+
+ENV_VAR = "LEDEX_PYTEST_RESULTS"
+MAX_TEXT = 16_000  # longrepr kept per report (its tail: the `E` lines are at the end)
+MAX_FRAMES = 64
+
+_fd: int | None = None
+_frames_by_report: dict[tuple[str, str], list[dict]] = {}
+_frames_by_collector: dict[str, list[dict]] = {}
+_invocation_dir = os.getcwd()
+
+
+def _open_results() -> None:
+    global _fd
+    path = os.environ.pop(ENV_VAR, None)
+    if path:
+        _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+_open_results()
+
+
+def _emit(record: dict) -> None:
+    if _fd is None:
+        return
+    # a full disk or an odd object must not break the user's run
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        os.write(_fd, (json.dumps(record, default=str) + "\n").encode("utf-8", "replace"))
+
+
+# --- frames --------------------------------------------------------------------------------------
+
+_INTERNAL_DIRS = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (
+        pytest.__file__,
+        getattr(__import__("_pytest"), "__file__", ""),
+        getattr(__import__("pluggy"), "__file__", ""),
+    )  # fmt: skip
+    if path
+)
+
+
+def _internal(path: str) -> bool:
+    return (path.startswith(_INTERNAL_DIRS) or os.path.abspath(path) == os.path.abspath(__file__)
+            or path.startswith("<frozen "))  # fmt: skip
+
+
+def _frame(path: str, line: int, function: str) -> dict:
+    if not path.startswith("<"):
+        path = os.path.abspath(os.path.join(_invocation_dir, path))
+    return {"path": path, "line": int(line), "function": str(function)}
+
+
+def _hidden(entry, excinfo) -> bool:
+    try:
+        return bool(entry.ishidden(excinfo))  # pytest >= 7.4
+    except TypeError:
+        return bool(entry.ishidden())
+
+
+def _excinfo_frames(excinfo, test_code=None) -> list[dict]:
+    """The frames pytest would show: from the test function (else from the first frame in the
+    rootdir: a fixture, a conftest) inwards, without pytest's and __tracebackhide__ frames."""
+    frames = []
+    try:
+        entries = list(excinfo.traceback)
+        start = _first(entries, lambda e: e.frame.code.raw is test_code) if test_code else None
+        if start is None:
+            start = _first(entries, lambda e: _in_rootdir(str(e.path)))
+        for entry in entries[start or 0 :]:
+            path = str(entry.path)
+            if _internal(path) or _hidden(entry, excinfo):
+                continue
+            frames.append(_frame(path, entry.lineno + 1, entry.name))
+    except Exception:  # noqa: BLE001 - a frame we cannot read is left out, never fatal
+        pass
+    return frames[-MAX_FRAMES:]
+
+
+def _first(items, predicate) -> int | None:
+    return next((index for index, item in enumerate(items) if predicate(item)), None)
+
+
+def _rootdir() -> str:
+    if _config is None:
+        return _invocation_dir
+    return str(getattr(_config, "rootpath", None) or _config.rootdir)
+
+
+def _in_rootdir(path: str) -> bool:
+    path = os.path.abspath(os.path.join(_invocation_dir, path))
+    return (
+        path.startswith(os.path.join(_rootdir(), ""))
+        and os.sep + "site-packages" + os.sep not in path
+    )
+
+
+def _test_code(item):
+    """The code object of a test function (unwrapped from decorators), to find its frame."""
+    try:
+        function = inspect.unwrap(item.obj)
+        return function.__code__
+    except Exception:  # noqa: BLE001 - not a function item (a doctest, a YAML test)
+        return None
+
+
+def _exception_frames(error: BaseException) -> list[dict]:
+    """Frames of a plain exception (the cause of a collection error) from the first one in the
+    rootdir, plus a SyntaxError's own location, which is not a frame."""
+    frames = [
+        _frame(summary.filename, summary.lineno or 0, summary.name)
+        for summary in traceback.extract_tb(error.__traceback__)
+        if not _internal(summary.filename)
+    ]
+    start = _first(frames, lambda f: _in_rootdir(f["path"]))
+    if start is None and isinstance(error, SyntaxError):
+        start = len(frames)  # the parser's frames say nothing about the user's code
+    frames = frames[start or 0 :]
+    if isinstance(error, SyntaxError) and error.filename and error.lineno:
+        frames.append(_frame(error.filename, error.lineno, "<module>"))
+    return frames[-MAX_FRAMES:]
+
+
+_TEXT_FRAME = re.compile(
+    r'^E?\s*File "(?P<p1>[^"]+)", line (?P<l1>\d+)|^(?P<p2>[^\s:][^:]*):(?P<l2>\d+): in (?P<f2>.+)$'
+)
+
+
+def _text_frames(text: str) -> list[dict]:
+    """Frames parsed from a report's text: when no exception object is at hand (e.g. reports
+    replayed by pytest-xdist)."""
+    frames = []
+    for line in text.splitlines():
+        match = _TEXT_FRAME.match(line)
+        if match is None:
+            continue
+        path = match["p1"] or match["p2"]
+        if not _internal(os.path.abspath(os.path.join(_invocation_dir, path))):
+            frames.append(_frame(path, int(match["l1"] or match["l2"]), match["f2"] or ""))
+    return frames[-MAX_FRAMES:]
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def _longrepr_text(report) -> str:
+    try:
+        text = report.longreprtext or ""
+    except Exception:  # noqa: BLE001
+        text = str(report.longrepr or "")
+    return text[-MAX_TEXT:]
+
+
+def _message(report, text: str) -> str:
+    """One line: `assert 5 == 4`, `ZeroDivisionError: division by zero`, a skip reason."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, lineno, reason)
+        reason = str(longrepr[2])
+        return reason[len("Skipped: ") :] if reason.startswith("Skipped: ") else reason
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", None):
+        return crash.message.strip().splitlines()[0]
+    error_lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    error_lines = [line for line in error_lines if line]
+    if error_lines:
+        return error_lines[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _location(config, location) -> dict | None:
+    """A test's (relative path, 0-based line, name) as an absolute frame."""
+    try:
+        path, lineno, name = location
+        root = str(getattr(config, "rootpath", None) or config.rootdir)
+        return {"path": os.path.abspath(os.path.join(root, path)),
+                "line": (lineno or 0) + 1, "function": str(name)}  # fmt: skip
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# --- hooks ---------------------------------------------------------------------------------------
+
+_config = None
+
+
+def _is_xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config) -> None:
+    global _config
+    _config = config
+    if _is_xdist_worker(config):
+        return
+    root = str(getattr(config, "rootpath", None) or config.rootdir)
+    _emit({"event": "rootdir", "rootdir": root, "invocation_dir": _invocation_dir})
+
+
+def pytest_collection_finish(session) -> None:
+    _emit({"event": "collected", "nodeids": [item.nodeid for item in session.items]})
+
+
+def pytest_runtest_logstart(nodeid, location) -> None:
+    _emit({"event": "start", "nodeid": nodeid, "location": _location(_config, location)})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and report.failed:
+        test_code = _test_code(item) if report.when == "call" else None
+        _frames_by_report[(report.nodeid, report.when)] = _excinfo_frames(call.excinfo, test_code)
+
+
+def pytest_runtest_logreport(report) -> None:
+    text = _longrepr_text(report) if report.longrepr is not None else ""
+    frames = _frames_by_report.pop((report.nodeid, report.when), None)
+    if frames is None and report.failed:
+        frames = _text_frames(text)
+    _emit({
+        "event": "report", "nodeid": report.nodeid, "when": report.when,
+        "outcome": report.outcome, "wasxfail": getattr(report, "wasxfail", None),
+        "duration": getattr(report, "duration", 0.0),
+        "message": _message(report, text) if report.longrepr is not None else "",
+        "longrepr": text, "frames": frames or [], "location": _location(_config, report.location),
+    })  # fmt: skip
+
+
+def pytest_exception_interact(node, call, report) -> None:
+    """Called with the exception of a failed collection, before pytest_collectreport."""
+    if report.when != "collect" or call.excinfo is None:
+        return
+    error = call.excinfo.value
+    # pytest wraps import and syntax errors in a CollectError raised `from` the real one.
+    cause = error.__cause__ or error.__context__
+    frames = _exception_frames(cause) if cause is not None else _excinfo_frames(call.excinfo)
+    _frames_by_collector[report.nodeid] = frames
+
+
+def pytest_collectreport(report) -> None:
+    if not report.failed:
+        return
+    text = _longrepr_text(report)
+    frames = _frames_by_collector.pop(report.nodeid, None) or _text_frames(text)
+    _emit({"event": "collect_error", "nodeid": report.nodeid, "message": _message(report, text),
+           "longrepr": text, "frames": frames})  # fmt: skip
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _config is not None and _is_xdist_worker(_config):
+        return
+    _emit({"event": "finish", "exitstatus": int(exitstatus)})
+
+
+def pytest_internalerror(excrepr, excinfo) -> None:
+    _emit({"event": "internal_error", "longrepr": str(excrepr)[-MAX_TEXT:]})

@@ -1,0 +1,98 @@
+"""The repair loop on benchmark problems: rounds, dedup, feedback threading, records.
+
+The model's side is scripted through the loopback OpenAI-compatible server (so each round's reply
+is known); verification is real (the sandbox runs every candidate). The end-to-end test with a
+real model lives in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ledex import dialogue
+from ledex.models.openai_http import OpenAIBackend
+from ledex.repair import Problem, RepairConfig, normalise_code, repair_problem
+from tests.support.openai_loopback import LoopbackServer
+
+PROBLEM = Problem(
+    id="median",
+    description="Return the median of a non-empty list of numbers.",
+    tests=("assert median([3, 1, 2]) == 2", "assert median([4, 1, 3, 2]) == 2.5", "assert median([7]) == 7"),
+    code="def median(xs):\n    xs = sorted(xs)\n    return xs[len(xs) // 2]\n",
+    entry_point="median",
+)
+RIGHT = "def median(xs):\n    xs = sorted(xs)\n    m = len(xs) // 2\n    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2\n"
+STILL_WRONG = "def median(xs):\n    return sorted(xs)[0]\n"
+
+
+def _reply(explanation: str, code: str) -> str:
+    return dialogue.format_reply(explanation, code)
+
+
+def _rounds_seen(messages: list[dict]) -> int:
+    return sum(1 for m in messages if m["role"] == "user") - 1
+
+
+def _run(server: LoopbackServer, **config) -> object:
+    with OpenAIBackend(server.url, "m") as backend:
+        return repair_problem(PROBLEM, backend, RepairConfig(**config))
+
+
+def test_a_fix_in_round_one_is_verified_and_stops_the_loop():
+    replies = iter([_reply("Even lengths need the mean of the middle two.", RIGHT)])
+    with LoopbackServer(reply=lambda messages, params: next(replies), max_choices=1) as server:
+        result = _run(server, n=1, rounds=3)
+    assert result.verified and len(result.rounds) == 1
+    assert result.fix.explanation == "Even lengths need the mean of the middle two."
+    assert result.fix.verdict.passed == 3 and "+    return xs[m] if" in result.fix.diff
+    first_prompt = server.chat_requests[0].body["messages"]
+    assert "median([4, 1, 3, 2]) returned 3, expected 2.5" in first_prompt[-1]["content"]
+
+
+def test_later_rounds_get_the_feedback_of_the_most_promising_candidate():
+    def reply(messages, params):
+        if _rounds_seen(messages) == 1:
+            return [_reply("no", "def median(xs):\n    return 1 / 0\n"),
+                    _reply("closer", STILL_WRONG)][params["index"] % 2]  # fmt: skip
+        return _reply("fixed", RIGHT)
+
+    with LoopbackServer(reply=reply) as server:
+        result = _run(server, n=2, rounds=3)
+    assert result.verified and len(result.rounds) == 2
+    second = server.chat_requests[-1].body["messages"]
+    # the previous reply is in the history, followed by the feedback its code got
+    assert second[-2] == {"role": "assistant", "content": _reply("closer", STILL_WRONG)}
+    assert "expected" in second[-1]["content"] and "ZeroDivisionError" not in second[-1]["content"]
+    assert result.rounds[1].feedback == second[-1]["content"].split("\n\nExplain")[0]
+
+
+def test_identical_candidates_are_verified_once_and_rounds_are_bounded():
+    variants = [STILL_WRONG, "def median(xs):\n\n    return sorted(xs)[0]  # same AST\n"]
+    with LoopbackServer(reply=lambda m, p: _reply("hm", variants[p["index"] % 2])) as server:
+        result = _run(server, n=2, rounds=2)
+    assert not result.verified and len(result.rounds) == 2
+    first, second = result.rounds[0].candidates
+    assert second.duplicate_of == first.index and second.verdict == first.verdict
+    assert result.best is not None and result.best.verdict.passed == 0 or result.best.verdict.passed == 1
+
+
+def test_unparsable_replies_are_recorded_not_fatal():
+    with LoopbackServer(reply=lambda m, p: "I am not sure what is wrong.") as server:
+        result = _run(server, n=2, rounds=2)
+    assert not result.verified and result.best is None
+    assert all(c.parse_error for c in result.candidates) and len(result.candidates) == 4
+    assert result.to_dict()["candidates"] == 4
+
+
+def test_cancellation_stops_between_candidates():
+    cancel = threading.Event()
+    with LoopbackServer(reply=lambda m, p: _reply("x", STILL_WRONG)) as server, OpenAIBackend(server.url, "m") as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=3),
+                                progress=lambda event, details: event == "verified" and cancel.set(),
+                                cancel=cancel)  # fmt: skip
+    assert result.cancelled and len(result.candidates) == 1
+
+
+def test_normalised_code_ignores_formatting_and_comments():
+    assert normalise_code("def f( x ):\n    return x  # c\n") == normalise_code("def f(x):\n\n    return x\n")
+    assert normalise_code("def f(x): return x") != normalise_code("def f(x): return -x")
