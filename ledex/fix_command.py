@@ -171,7 +171,8 @@ def as_json(outcomes: list[Outcome], applied: list[str], seconds: float) -> dict
             entry |= data | {"test": outcome.test}
             entry["files"] = project_repair.files_of([outcome.result])
         if outcome.task is not None:
-            entry["function"] = f"{outcome.task.site.relpath}::{outcome.task.site.symbol.qualname}"
+            entry["located"] = f"{outcome.task.site.relpath}::{outcome.task.site.symbol.qualname}"
+            entry["functions"] = _changed_functions(outcome)
         if outcome.skipped:
             entry["error"] = outcome.skipped
         if outcome.reused_from:
@@ -183,6 +184,17 @@ def as_json(outcomes: list[Outcome], applied: list[str], seconds: float) -> dict
         "applied": applied,
         "seconds": round(seconds, 3),
     }
+
+
+def _changed_functions(outcome: Outcome) -> list[str]:
+    """The definitions the best attempt replaces, as `file::qualname`."""
+    best = outcome.result.best if outcome.result else None
+    if best is None or best.code is None or outcome.task is None:
+        return []
+    patches = project_repair.ProjectVerifier(outcome.task).patches(best.code)
+    if isinstance(patches, patching.PatchError):
+        return []
+    return [f"{relpath}::{name}" for relpath, patch in sorted(patches.items()) for name in patch.replaced]
 
 
 def _report_clean(args: argparse.Namespace, run: PytestRun) -> int:

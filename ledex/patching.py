@@ -72,10 +72,21 @@ class PatchError:
 
 
 def find_symbols(source: str) -> dict[str, Symbol]:
-    """Module-level functions and methods of (nested) classes; not functions inside functions."""
+    """Module-level functions and methods of (nested) classes; not functions inside functions.
+
+    Definitions sharing a name (a property's getter and setter, `typing.overload` variants) are
+    one symbol spanning all of them: they are read and replaced together.
+    """
     tree = ast.parse(source)
     lines = source.splitlines()
-    return {s.qualname: s for s in _walk(tree.body, "", lines, in_class=False)}
+    symbols: dict[str, Symbol] = {}
+    for symbol in _walk(tree.body, "", lines, in_class=False):
+        if symbol.qualname in symbols:
+            first = symbols[symbol.qualname]
+            symbol = Symbol(symbol.qualname, min(first.start_line, symbol.start_line),
+                            max(first.end_line, symbol.end_line), first.indent, first.is_method)  # fmt: skip
+        symbols[symbol.qualname] = symbol
+    return symbols
 
 
 def _walk(body: list[ast.stmt], prefix: str, lines: list[str], *, in_class: bool) -> Iterator[Symbol]:
@@ -158,7 +169,9 @@ def apply_fix(source: str, fixed_code: str, *, target: str | None = None) -> Pat
         if match is None:
             ignored.append(qualname)
             continue
-        replacements[match.qualname] = _definition_text(reply_lines, node)
+        text = _definition_text(reply_lines, node)
+        previous = replacements.get(match.qualname)
+        replacements[match.qualname] = text if previous is None else f"{previous.rstrip()}\n\n{text}"
     if not replacements:
         names = ", ".join(ignored) or "nothing"
         return PatchError(f"the fix defines {names}, which matches no function in the file")

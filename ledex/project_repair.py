@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import os
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,45 +84,55 @@ def locate_site(project: Path, outcome: TestOutcome) -> Site | None:
 
 
 def _called_by_test(project: Path, outcome: TestOutcome) -> Site | None:
-    test_frame = outcome.location
-    failing = [f for f in outcome.frames if test_frame and f.path == test_frame.path]
-    if test_frame is None:
+    used = used_by_test(project, outcome)
+    if not used:
         return None
-    test_source = _read(Path(test_frame.path))
-    tree = _safe(lambda: ast.parse(test_source or ""))
-    function = tree and _function_at(tree, failing[-1].line if failing else test_frame.line)
+    return Site(used[0].relpath, used[0].symbol, "the failing test calls this function")
+
+
+def used_by_test(project: Path, outcome: TestOutcome) -> list[Site]:
+    """Project functions the failing test uses, those on its failing line first."""
+    if outcome.location is None:
+        return []
+    tree = _safe(lambda: ast.parse(_read(Path(outcome.location.path)) or ""))
+    function = tree and _function_at(tree, outcome.location.line)
     if function is None:
-        return None
-    failing_line = failing[-1].line if failing else None
-    calls = _calls(function, failing_line)
+        return []
+    failing = [f.line for f in outcome.frames if f.path == outcome.location.path]
+    function = (_function_at(tree, failing[-1]) if failing else None) or function
     index = definitions(project)
-    for name in calls:
-        found = index.get(name, [])
-        if len(found) == 1:
-            return Site(*found[0], reason="the failing test calls this function")
-    return None
+    return [Site(*index[name][0], reason="used by the failing test")
+            for name in _calls(function, failing[-1] if failing else None) if len(index.get(name, [])) == 1]  # fmt: skip
 
 
 def _function_at(tree: ast.AST, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
     best = None
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line <= (node.end_lineno or 0):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        start = min([d.lineno for d in node.decorator_list] + [node.lineno])  # parametrize lines count
+        if start <= line <= (node.end_lineno or 0):
             if best is None or node.lineno > best.lineno:
                 best = node
     return best
 
 
 def _calls(function: ast.AST, failing_line: int | None) -> list[str]:
-    """Names of called functions/methods: those on the failing line first, then in order."""
-    calls = [node for node in ast.walk(function) if isinstance(node, ast.Call)]
-    calls.sort(key=lambda c: (c.lineno != failing_line, c.lineno, c.col_offset))
-    names = []
-    for call in calls:
-        target = call.func
-        name = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else None
-        if name and name not in names:
-            names.append(name)
-    return names
+    """Names the code uses that may be project functions: calls, attributes (properties, methods
+    passed as values) and plain names (`key=parse_version`); the failing line's first."""
+    found: list[tuple[bool, int, int, str]] = []
+    for node in ast.walk(function):
+        name = None
+        if isinstance(node, ast.Call):
+            target = node.func
+            name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
+        elif isinstance(node, ast.Attribute):
+            name = node.attr
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            name = node.id
+        if name:
+            found.append((node.lineno != failing_line, node.lineno, node.col_offset, name))
+    return list(dict.fromkeys(name for *_, name in sorted(found)))
 
 
 def definitions(project: Path) -> dict[str, list[tuple[str, Symbol]]]:
@@ -132,6 +143,8 @@ def definitions(project: Path) -> dict[str, list[tuple[str, Symbol]]]:
         symbols = _safe(lambda: patching.find_symbols(source or "")) or {}
         for symbol in symbols.values():
             index.setdefault(symbol.name, []).append((relpath, symbol))
+            if symbol.name == "__init__" and symbol.class_name:  # `Registry()` runs Registry.__init__
+                index.setdefault(symbol.class_name.rsplit(".", 1)[-1], []).append((relpath, symbol))
     return index
 
 
@@ -187,6 +200,11 @@ def prepare(
         return f"cannot tell which function {outcome.node_id} exercises in {project}"
     sources = {site.relpath: _read(project / site.relpath) or ""}
     related = related_sites(project, site, sources)
+    for other in used_by_test(project, outcome):
+        if len(related) >= _MAX_RELATED + 1:
+            break
+        if (other.relpath, other.symbol.qualname) not in {(s.relpath, s.symbol.qualname) for s in [site, *related]}:
+            related.append(other)
     for other in related:
         sources.setdefault(other.relpath, _read(project / other.relpath) or "")
     test_file = outcome.node_id.split("::", 1)[0]
@@ -196,47 +214,81 @@ def prepare(
 
 
 def conversation_parts(task: ProjectTask, budget_chars: int) -> tuple[str, str, str]:
-    """(turn-1 task, turn-2 code, feedback), shrunk to the budget, biggest parts first."""
-    target_code = _dedented(task.sources[task.site.relpath], task.site.symbol)
-    related = [(s, _dedented(task.sources[s.relpath], s.symbol)) for s in task.related]
-    context = _context(task)
+    """(turn-1 task, turn-2 code, feedback), shrunk to the budget, biggest parts first.
+
+    Turn 2 ("the current code") holds the function under repair and the project functions around
+    it, each inside its class so a reply names methods unambiguously; turn 1 holds their outline
+    (signatures and docstrings) and the failing test.
+    """
+    sites = [task.site, *task.related]
     test_source = _test_source(task.test)
     failure = pytest_feedback(task.test)
     truncated: list[str] = []
 
-    def size() -> int:
-        return len(context) + len(test_source) + len(failure) + len(target_code) + sum(len(c) for _, c in related)
+    def parts() -> tuple[str, str]:
+        return render_code(task.sources, sites, outline=True), render_code(task.sources, sites)
 
-    while related and size() > budget_chars:
-        related.pop()
-        truncated.append("called functions")
-    if size() > budget_chars:
+    outline, code = parts()
+    while len(sites) > 1 and len(outline) + len(code) + len(test_source) + len(failure) > budget_chars:
+        sites.pop()
+        truncated.append("related functions")
+        outline, code = parts()
+    if len(outline) + len(code) + len(test_source) + len(failure) > budget_chars:
         failure = _shrink(failure, max(400, budget_chars // 6))
-        truncated.append("the failure output")
-    if size() > budget_chars:
         test_source = _shrink(test_source, max(400, budget_chars // 6))
-        context = _shrink(context, max(400, budget_chars // 6))
-        truncated.append("the test and the class")
+        truncated.append("the test and its failure")
     task.truncated = truncated
     note = f"(Shortened to fit: {', '.join(dict.fromkeys(truncated))}.)" if truncated else None
-    if related:
-        callee_text = "\n\n".join(f"# {s.relpath}\n{code}" for s, code in related)
-        context = f"{context}\n\nIt calls:\n\n{callee_text}"
-    prompt = dialogue.function_task(context, test_source, path=task.site.relpath, note=note)
-    return prompt, target_code, failure
+    prompt = dialogue.function_task(outline, test_source, path=task.site.relpath, note=note)
+    return prompt, code, failure
 
 
-def _context(task: ProjectTask) -> str:
-    source = task.sources[task.site.relpath]
-    if task.site.symbol.is_method:
-        return patching.class_context(source, task.site.symbol)
-    return _dedented(source, task.site.symbol)
+def render_code(sources: dict[str, str], sites: list[Site], *, outline: bool = False) -> str:
+    """The sites' source grouped by file and class, in the order given (the site first)."""
+    blocks: list[str] = []
+    groups: dict[tuple[str, str | None], list[Site]] = {}
+    for site in sites:
+        groups.setdefault((site.relpath, site.symbol.class_name), []).append(site)
+    for (relpath, class_name), members in groups.items():
+        source = sources[relpath]
+        bodies = [_outline(source, s.symbol) if outline else patching.symbol_source(source, s.symbol)
+                  for s in members]  # fmt: skip
+        text = "\n".join(body.rstrip("\n") + "\n" for body in bodies)
+        if class_name is not None:
+            text = _class_line(source, class_name) + "\n" + text
+        blocks.append(f"# {relpath}\n" + textwrap.dedent(text).rstrip())
+    return "\n\n\n".join(blocks)
 
 
-def _dedented(source: str, symbol: Symbol) -> str:
-    import textwrap
+def _class_line(source: str, class_name: str) -> str:
+    tree = ast.parse(source)
+    node = patching._find_class(tree.body, class_name.split("."))
+    if node is None:
+        return f"class {class_name.rsplit('.', 1)[-1]}:"
+    lines = source.splitlines()
+    header = lines[node.lineno - 1 : node.body[0].lineno - 1]
+    # keep the class line(s) only, not a class docstring or attributes
+    return "\n".join(header).rstrip() or lines[node.lineno - 1]
 
-    return textwrap.dedent(patching.symbol_source(source, symbol)).rstrip()
+
+def _outline(source: str, symbol: Symbol) -> str:
+    """Decorators, signature and docstring of a definition, its body elided."""
+    text = patching.symbol_source(source, symbol)
+    lines = text.splitlines(keepends=True)
+    try:
+        tree = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return text
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return text
+    first = node.body[0]
+    has_doc = (isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
+               and isinstance(first.value.value, str))  # fmt: skip
+    keep = (first.end_lineno if has_doc else first.lineno - 1) or 1
+    body_line = lines[min(first.lineno, len(lines)) - 1]
+    indent = body_line[: len(body_line) - len(body_line.lstrip())]
+    return "".join(lines[:keep]) + f"{indent}...\n"
 
 
 def _test_source(outcome: TestOutcome) -> str:
@@ -248,8 +300,6 @@ def _test_source(outcome: TestOutcome) -> str:
     if node is None:
         return outcome.node_id
     start = min([d.lineno for d in node.decorator_list] + [node.lineno])
-    import textwrap
-
     return textwrap.dedent("".join(source.splitlines(keepends=True)[start - 1 : node.end_lineno])).rstrip()
 
 

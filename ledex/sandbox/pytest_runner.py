@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -199,7 +200,7 @@ try:
     version, error = pytest.__version__, None
 except BaseException as e:
     version, error = None, f"{type(e).__name__}: {e}"
-print(json.dumps({"pytest": version, "error": error, "sys_path": sys.path}))
+print(json.dumps({"pytest": version, "error": error, "sys_path": sys.path, "executable": sys.executable}))
 """
 _interpreters: dict[str, _Interpreter] = {}
 
@@ -228,7 +229,10 @@ def _probe(python: str) -> _Interpreter:
             f" it with `{python} -m pip install pytest` or choose another interpreter"
         )
     sys_path = tuple(p for p in info["sys_path"] if p)
-    interpreter = _Interpreter(python, info["pytest"], sys_path, _editable_sources(sys_path))
+    # A launcher (pyenv's shims are shell scripts) cannot run inside the sandbox: use the real
+    # interpreter it starts. A venv's python stays the venv's (sys.executable keeps it).
+    executable = info.get("executable") or python
+    interpreter = _Interpreter(executable, info["pytest"], sys_path, _editable_sources(sys_path))
     _interpreters[python] = interpreter
     return interpreter
 
@@ -606,6 +610,7 @@ def run_pytest(
         )
         python_shown = request.python
         interpreter = _probe(request.python)
+        request = dataclasses.replace(request, python=interpreter.python)
         with _workspace(request, interpreter) as workspace:
             completed = isolation.run(_spec(request, workspace), timeout=request.timeout,
                                       output_limit=4 << 20)  # fmt: skip

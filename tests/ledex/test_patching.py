@@ -201,3 +201,35 @@ def test_stub_definitions_echoed_from_the_prompt_are_not_applied():
         ''')
     assert patch.replaced == ("Stack.pop",)
     assert "return len(self.items)" in patch.new_source
+
+
+def test_a_property_getter_and_setter_are_one_symbol_replaced_together():
+    source = textwrap.dedent('''\
+        class T:
+            @property
+            def f(self):
+                return self.c * 9 / 5 + 32
+
+            @f.setter
+            def f(self, value):
+                self.c = (value - 32) * 9 / 5
+
+            def other(self):
+                return 1
+        ''')
+    symbols = find_symbols(source)
+    assert (symbols["T.f"].start_line, symbols["T.f"].end_line) == (2, 8)
+    reply = textwrap.dedent('''\
+        class T:
+            @property
+            def f(self):
+                return self.c * 9 / 5 + 32
+
+            @f.setter
+            def f(self, value):
+                self.c = (value - 32) * 5 / 9
+        ''')
+    patch = apply_fix(source, reply)
+    assert isinstance(patch, Patch)
+    assert "(value - 32) * 5 / 9" in patch.new_source and patch.new_source.count("def f(") == 2
+    assert "def other(self):\n        return 1\n" in patch.new_source

@@ -1,0 +1,495 @@
+"""The repair loop measured on the buggy projects of `benchmarks/cases/`: how many failing tests get
+a verified fix, how long it takes, and how much of the time goes outside the model and pytest.
+
+    python benchmarks/repair.py [--models embedded:0.5b embedded] [--styles explain+refine refine]
+                                [--rounds-list 1 3] [-n 2] [--seed 0] [--cases NAME ...] [--limit N]
+                                [--out benchmarks/results/repair-TIMESTAMP.jsonl]
+
+Every case is copied to a temporary folder (without its case.json) and its tests are run once with
+this interpreter; then, for every configuration (model x style x rounds, same cases, same seeds),
+each failing test is repaired on its own, as `ledex fix` would (`project_repair.prepare` then
+`project_repair.repair_test`; no reuse of another test's fix). Each model is loaded once.
+
+One JSON line per (configuration, test) goes to `--out` as soon as it is measured: the verdict,
+total seconds, model generation seconds, verification seconds (patching + the sandboxed pytest
+runs), the pytest runs' own wall time, "other" seconds (total - generation - verification:
+locating the function, building the prompt, parsing replies, the loop itself), the function that
+was located, and every candidate. Rerunning with the same `--out` skips the (model, style, rounds,
+n, seed, case, test) keys already there, so a long run can be resumed; the table always covers
+every record in the file that matches the current selection.
+
+Per configuration the table shows: verified-fix rate (verified failing tests / failing tests),
+fixed cases (every failing test of the case verified) / cases, p50/p90 seconds per failing test,
+p50 seconds per verified fix, the share of repair wall time outside generation and pytest (goal
+<= 5%), and how often the located function is the case's buggy one. Model load time and the
+initial test runs are shown apart (they are one-off costs shared by the configurations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.cases.check_cases import CASES_ROOT, Case, copy_case, load_cases
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ANCHOR = ("anchor (plain chat prompt, 1 round, 2-4 samples): 1.5B fixed 4/12 projects, 0.5B 0/12, "
+          "~45 s per project")  # fmt: skip
+GOAL = "goals: default model >= 65% of failing tests verified, p50 <= 15 s per verified fix; 0.5B > 0; other <= 5%"
+KEY_FIELDS = ("model", "style", "rounds", "n", "seed", "case", "test")
+_TEXT_LIMIT = 4000  # characters of a reply / code / feedback kept per candidate in the JSONL
+
+
+# --- pure helpers (tested in tests/benchmarks/test_repair_benchmark.py) -------------------------
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation between closest ranks (numpy's
+    default); None for no values."""
+    data = sorted(values)
+    if not data:
+        return None
+    position = (len(data) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return data[low] + (data[high] - data[low]) * (position - low)
+
+
+def select_cases(cases: Sequence[Case], patterns: Sequence[str] = (), limit: int | None = None) -> list[Case]:
+    """The cases whose name equals or contains one of `patterns` (all without), the first `limit`."""
+    chosen = [c for c in cases if not patterns or any(p == c.name or p in c.name for p in patterns)]
+    return chosen[:limit] if limit is not None else chosen
+
+
+def record_key(record: dict[str, Any]) -> tuple:
+    return tuple(record.get(name) for name in KEY_FIELDS)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file (none if it does not exist); a torn last line is ignored."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # e.g. the last line of a run killed mid-write
+        if isinstance(record, dict) and "test" in record:
+            records.append(record)
+    return records
+
+
+@dataclass
+class Row:
+    model: str
+    style: str
+    rounds: int
+    tests: int = 0
+    verified: int = 0
+    cases: int = 0
+    fixed_cases: int = 0
+    errors: int = 0  # tests that could not be repaired at all (no function located, ...)
+    located: int = 0  # tests whose located function is the case's buggy function
+    p50: float | None = None
+    p90: float | None = None
+    p50_fix: float | None = None
+    seconds: float = 0.0
+    generation: float = 0.0
+    verification: float = 0.0
+    pytest: float = 0.0
+    other: float = 0.0
+    statuses: dict[str, int] = field(default_factory=dict)  # candidate verdicts, by status
+
+    @property
+    def rate(self) -> float:
+        return self.verified / self.tests if self.tests else 0.0
+
+    @property
+    def other_share(self) -> float:
+        return self.other / self.seconds if self.seconds else 0.0
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
+    """One row per (model, style, rounds), in the order the configurations first appear."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault((record["model"], record["style"], record["rounds"]), []).append(record)
+    rows = []
+    for (model, style, rounds), group in groups.items():
+        row = Row(model, style, rounds, tests=len(group))
+        row.verified = sum(1 for r in group if r["verified"])
+        row.errors = sum(1 for r in group if r.get("error"))
+        row.located = sum(1 for r in group if r.get("located_bug"))
+        by_case: dict[str, list[bool]] = {}
+        for r in group:
+            by_case.setdefault(r["case"], []).append(bool(r["verified"]))
+        row.cases = len(by_case)
+        row.fixed_cases = sum(1 for verdicts in by_case.values() if all(verdicts))
+        seconds = [r["seconds"] for r in group]
+        row.p50, row.p90 = percentile(seconds, 50), percentile(seconds, 90)
+        row.p50_fix = percentile((r["seconds"] for r in group if r["verified"]), 50)
+        row.seconds = sum(seconds)
+        row.generation = sum(r["generation_seconds"] for r in group)
+        row.verification = sum(r["verification_seconds"] for r in group)
+        row.pytest = sum(r.get("pytest_seconds", 0.0) for r in group)
+        row.other = sum(r["other_seconds"] for r in group)
+        for r in group:
+            for candidate in r.get("candidates", []):
+                status = candidate_status(candidate)
+                row.statuses[status] = row.statuses.get(status, 0) + 1
+        rows.append(row)
+    return rows
+
+
+def candidate_status(candidate: dict[str, Any]) -> str:
+    """no-code (the reply did not parse), duplicate, or the verdict's status."""
+    if candidate.get("parse_error"):
+        return "no-code"
+    if candidate.get("duplicate_of") is not None:
+        return "duplicate"
+    return candidate.get("status") or "unverified"
+
+
+def _fmt_seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table_rows(rows: Sequence[Row]) -> list[list[str]]:
+    """The table's cells, one list per row (the header is `TABLE_HEADER`)."""
+    cells = []
+    for row in rows:
+        statuses = " ".join(f"{name} {count}" for name, count in sorted(row.statuses.items()))
+        cells.append([
+            row.model, row.style, str(row.rounds),
+            f"{row.verified}/{row.tests} ({row.rate:.0%})",
+            f"{row.fixed_cases}/{row.cases}",
+            _fmt_seconds(row.p50), _fmt_seconds(row.p90), _fmt_seconds(row.p50_fix),
+            f"{row.generation / row.seconds:.0%}" if row.seconds else "-",
+            f"{row.verification / row.seconds:.0%}" if row.seconds else "-",
+            f"{row.other_share:.1%}" if row.seconds else "-",
+            f"{row.located}/{row.tests}",
+            statuses or "-",
+        ])  # fmt: skip
+    return cells
+
+
+TABLE_HEADER = ["model", "style", "rounds", "verified tests", "fixed cases", "p50 s/test", "p90 s/test",
+                "p50 s/fix", "generation", "verification", "other", "located bug", "candidates"]  # fmt: skip
+
+
+# --- measuring -------------------------------------------------------------------------------------
+
+
+class PytestClock:
+    """Wall time of the sandboxed pytest runs made through `ledex.project_repair.run_pytest`, so the
+    verification time can be split into pytest and patching/diffing."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.runs = 0
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[PytestClock]:
+        from ledex import project_repair
+
+        original = project_repair.run_pytest
+
+        def timed(*args: Any, **kwargs: Any):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.runs += 1
+
+        project_repair.run_pytest = timed
+        try:
+            yield self
+        finally:
+            project_repair.run_pytest = original
+
+    def reset(self) -> None:
+        self.seconds, self.runs = 0.0, 0
+
+
+@dataclass
+class PreparedCase:
+    case: Case
+    project: Path
+    run: Any  # PytestRun of the initial test run
+    failing: list[Any]  # its failing TestOutcomes
+    seconds: float
+    problem: str = ""  # why the initial run cannot be used
+
+
+def prepare_case(case: Case, workdir: Path, timeout: float) -> PreparedCase:
+    from ledex.sandbox.pytest_runner import run_pytest
+
+    project = copy_case(case, workdir / case.name)
+    started = time.perf_counter()
+    run = run_pytest(project, (), python=sys.executable, timeout=timeout)
+    seconds = time.perf_counter() - started
+    problem = ""
+    if run.status != "ok" and not run.outcomes:
+        problem = f"the tests could not run: {run.message or run.status}"
+    elif run.collection_errors:
+        problem = f"collection error: {run.collection_errors[0].message}"
+    failing = [] if problem else run.failed
+    if not problem:
+        got = {o.node_id for o in failing}
+        if got != set(case.failing):
+            problem = f"failing tests {sorted(got)} differ from case.json's {sorted(case.failing)} (measured anyway)"
+    return PreparedCase(case, project, run, failing, seconds, problem)
+
+
+def _clip(text: str | None, limit: int = _TEXT_LIMIT) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... {len(text) - limit} more characters]"
+
+
+def candidate_records(result: Any) -> list[dict[str, Any]]:
+    records = []
+    for candidate in result.candidates:
+        verdict = candidate.verdict
+        records.append({
+            "round": candidate.round, "index": candidate.index,
+            "status": verdict.status if verdict else None,
+            "passed": verdict.passed if verdict else None, "total": verdict.total if verdict else None,
+            "parse_error": candidate.parse_error, "duplicate_of": candidate.duplicate_of,
+            "feedback": _clip(verdict.feedback, 1500) if verdict and not verdict.ok else None,
+            "explanation": _clip(candidate.explanation, 1500),
+            "diff": _clip(candidate.diff), "reply": _clip(candidate.reply),
+        })  # fmt: skip
+    return records
+
+
+def repair_one(prepared: PreparedCase, outcome: Any, backend: Any, config: Any, clock: PytestClock,
+               timeout: float, progress: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Repair one failing test; the measurements, as a JSONL record (without the key fields)."""
+    from ledex import project_repair
+
+    case = prepared.case
+    clock.reset()
+    started = time.perf_counter()
+    task = project_repair.prepare(prepared.project, prepared.run, outcome, python=sys.executable, timeout=timeout)
+    prepare_seconds = time.perf_counter() - started
+    record: dict[str, Any] = {"message": outcome.message, "verified": False, "error": None, "function": None,
+                              "located_bug": False, "rounds_used": 0, "candidates_count": 0}  # fmt: skip
+    result = None
+    if isinstance(task, str):
+        record["error"] = task
+    else:
+        site = task.site
+        record["function"] = f"{site.relpath}::{site.symbol.qualname}"
+        record["located_bug"] = site.relpath == case.bug_file and site.symbol.qualname == case.bug_function
+        record["related"] = [f"{s.relpath}::{s.symbol.qualname}" for s in task.related]
+        try:
+            result = project_repair.repair_test(task, backend, config, progress=progress)
+        except Exception as error:  # noqa: BLE001 - one broken test must not end a long run
+            record["error"] = f"repair_test raised {error!r}"
+        if task.truncated:
+            record["truncated"] = list(dict.fromkeys(task.truncated))
+    seconds = time.perf_counter() - started
+    generation = result.generation_seconds if result else 0.0
+    verification = result.verification_seconds if result else 0.0
+    if result is not None:
+        best = result.best
+        record |= {
+            "verified": result.verified,
+            "rounds_used": len(result.rounds),
+            "candidates_count": len(result.candidates),
+            "loop_seconds": round(result.seconds, 3),
+            "explanation": _clip(best.explanation, 1500) if best else None,
+            "diff": _clip(best.diff) if best else None,
+            "candidates": candidate_records(result),
+        }
+    record |= {
+        "seconds": round(seconds, 3),
+        "prepare_seconds": round(prepare_seconds, 3),
+        "generation_seconds": round(generation, 3),
+        "verification_seconds": round(verification, 3),
+        "pytest_seconds": round(clock.seconds, 3),
+        "pytest_runs": clock.runs,
+        "other_seconds": round(seconds - generation - verification, 3),
+    }
+    return record
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--models", nargs="+", default=["embedded:0.5b", "embedded"], help="model specs")
+    parser.add_argument("--styles", nargs="+", default=["explain+refine", "refine"],
+                        choices=["explain+refine", "refine"])  # fmt: skip
+    parser.add_argument("--rounds-list", nargs="+", type=int, default=[1, 3], help="rounds per configuration")
+    parser.add_argument("-n", type=int, default=2, help="candidates per round (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--max-tokens", type=int, default=1024)
+    parser.add_argument("--cases", nargs="+", default=[], metavar="NAME",
+                        help="only the cases whose name is or contains one of these")  # fmt: skip
+    parser.add_argument("--limit", type=int, help="only the first N (selected) cases")
+    parser.add_argument("--cases-root", type=Path, default=CASES_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per pytest run")
+    parser.add_argument("--out", type=Path, help="JSONL results (default: benchmarks/results/repair-TIMESTAMP.jsonl); "
+                        "an existing file is resumed")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.n < 1 or any(r < 1 for r in args.rounds_list) or (args.limit is not None and args.limit < 1):
+        parser.error("-n, --rounds-list and --limit must be positive")
+    if args.out is None:
+        args.out = RESULTS_DIR / f"repair-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+    return args
+
+
+def _prepare_output(out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ignore = RESULTS_DIR / ".gitignore"
+    if out.resolve().parent == RESULTS_DIR and not ignore.exists():
+        ignore.write_text("# benchmark results are local\n*\n", encoding="utf-8")
+
+
+def print_report(console: Any, records: list[dict[str, Any]], extra: Sequence[str] = ()) -> None:
+    from rich.table import Table
+
+    table = Table(title="repair loop on benchmarks/cases (same cases, same seeds)")
+    for name in TABLE_HEADER:
+        table.add_column(name, justify="left" if name in ("model", "style", "candidates") else "right",
+                         overflow="fold")  # fmt: skip
+    for cells in table_rows(summarize(records)):
+        table.add_row(*cells)
+    console.print(table)
+    console.print("generation / verification / other: shares of the repair wall time (other = outside "
+                  "generation and the verification's patch+pytest; goal <= 5%)", highlight=False)  # fmt: skip
+    for line in extra:
+        console.print(line, highlight=False)
+    console.print(GOAL, highlight=False)
+    console.print(ANCHOR, highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ledex.errors import LedexError
+    from ledex.models import load_backend
+    from ledex.repair import RepairConfig
+    from ledex.sandbox import isolation
+
+    args = parse_args(argv)
+    console, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    cases = select_cases(load_cases(args.cases_root), args.cases, args.limit)
+    if not cases:
+        err.print("no case matches --cases/--limit")
+        return 2
+    _prepare_output(args.out)
+    configs = [(style, rounds) for style in args.styles for rounds in args.rounds_list]
+    existing = read_records(args.out)
+    done = {record_key(r) for r in existing}
+    if existing:
+        err.print(f"resuming {args.out}: {len(existing)} records already there")
+    err.print(f"{len(cases)} cases, models {' '.join(args.models)}, styles {' '.join(args.styles)}, rounds "
+              f"{' '.join(map(str, args.rounds_list))}, n={args.n}, seed={args.seed}; sandbox: {isolation.mode()}; "
+              f"writing {args.out}")  # fmt: skip
+
+    def key(model: str, style: str, rounds: int, case: str, test: str) -> tuple:
+        return (model, style, rounds, args.n, args.seed, case, test)
+
+    extra: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="ledex-repair-bench-") as scratch:
+        started = time.perf_counter()
+        prepared = []
+        with err.status("running the cases' tests") if err.is_terminal else contextlib.nullcontext():
+            for case in cases:
+                prepared.append(prepare_case(case, Path(scratch), args.timeout))
+        initial = time.perf_counter() - started
+        for p in prepared:
+            if p.problem:
+                err.print(f"[yellow]{p.case.name}[/yellow]: {p.problem}")
+        extra.append(f"initial test runs: {initial:.1f} s for {len(prepared)} cases "
+                     f"({sum(len(p.failing) for p in prepared)} failing tests), not counted above")  # fmt: skip
+
+        todo = {
+            model: [(style, rounds, p, o) for p in prepared for style, rounds in configs for o in p.failing
+                    if key(model, style, rounds, p.case.name, o.node_id) not in done]
+            for model in args.models
+        }  # fmt: skip
+        total = sum(len(items) for items in todo.values())
+        clock = PytestClock()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with clock.installed(), Progress(*columns, console=err, transient=False) as bar, \
+                args.out.open("a", encoding="utf-8") as out:  # fmt: skip
+            overall = bar.add_task("repairing", total=total)
+            for model in args.models:
+                if not todo[model]:
+                    continue
+                bar.update(overall, description=f"loading {model}")
+                load_started = time.perf_counter()
+                try:
+                    backend = load_backend(model)
+                except LedexError as error:
+                    bar.console.print(f"[red]{model}: {error}[/red] (skipped; for embedded:0.5b run "
+                                      "`ledex model install 0.5b`)")  # fmt: skip
+                    bar.advance(overall, len(todo[model]))
+                    continue
+                extra.append(f"{model}: loaded in {time.perf_counter() - load_started:.1f} s (not counted above)")
+                with backend:
+                    for style, rounds, p, outcome in todo[model]:
+                        label = f"{model} {style} r{rounds} {p.case.name}::{outcome.node_id.split('::', 1)[-1]}"
+                        config = RepairConfig(n=args.n, rounds=rounds, style=style, temperature=args.temperature,
+                                              max_tokens=args.max_tokens, seed=args.seed)  # fmt: skip
+
+                        def progress(event: str, details: dict, label: str = label, rounds: int = rounds) -> None:
+                            if event == "round":
+                                bar.update(overall, description=f"{label}: round {details['round']}/{rounds} generating")
+                            elif event == "generated":
+                                bar.update(overall, description=f"{label}: round {details['round']}/{rounds} verifying")
+
+                        bar.update(overall, description=label)
+                        record = {name: value for name, value in
+                                  zip(KEY_FIELDS, key(model, style, rounds, p.case.name, outcome.node_id))}  # fmt: skip
+                        record["temperature"] = args.temperature
+                        record |= repair_one(p, outcome, backend, config, clock, args.timeout, progress)
+                        out.write(json.dumps(record) + "\n")
+                        out.flush()
+                        existing.append(record)
+                        verdict = "[green]verified[/green]" if record["verified"] else "[red]not fixed[/red]"
+                        where = "" if record["located_bug"] else f" [yellow]located {record['function'] or '-'}[/yellow]"
+                        note = f" [yellow]{record['error']}[/yellow]" if record["error"] else ""
+                        bar.console.print(
+                            f"{label}: {verdict} in {record['seconds']:.1f} s (gen {record['generation_seconds']:.1f}, "
+                            f"verify {record['verification_seconds']:.1f}, other {record['other_seconds']:.2f}), "
+                            f"{record['rounds_used']} round(s), {record['candidates_count']} candidate(s){where}{note}"
+                        )  # fmt: skip
+                        bar.advance(overall)
+            bar.update(overall, description="done")
+
+    selected = {(p.case.name) for p in prepared}
+    wanted = {(m, s, r) for m in args.models for s, r in configs}
+    records = [r for r in existing if (r["model"], r["style"], r["rounds"]) in wanted and r.get("n") == args.n
+               and r.get("seed") == args.seed and r["case"] in selected]  # fmt: skip
+    print_report(console, records, extra)
+    console.print(f"per-test results: {args.out}", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

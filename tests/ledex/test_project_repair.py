@@ -1,0 +1,169 @@
+"""Repairing failing tests of real projects: localisation on every benchmark case, verification
+and `ledex fix` with a scripted model (the loopback OpenAI server) so outcomes are exact."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cases.check_cases import apply_reference_fix, copy_case, load_cases
+from ledex import dialogue, project_repair
+from ledex.repair import RepairConfig
+from ledex.sandbox.pytest_runner import run_pytest
+from tests.support.openai_loopback import LoopbackServer
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES = load_cases(ROOT / "benchmarks" / "cases")
+EXAMPLE = ROOT / "examples" / "buggy_inventory"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_buggy_function_is_in_the_prompt_for_every_case(case, tmp_path):
+    copy_case(case, tmp_path / case.name)
+    project = tmp_path / case.name
+    run = run_pytest(project, python=sys.executable)
+    assert {o.node_id for o in run.failed} == set(case.failing)
+    for outcome in run.failed:
+        task = project_repair.prepare(project, run, outcome, python=sys.executable)
+        assert not isinstance(task, str), task
+        names = [task.site.symbol.qualname, *(s.symbol.qualname for s in task.related)]
+        assert case.bug_function in names
+        prompt, code, failure = project_repair.conversation_parts(task, 20_000)
+        assert outcome.node_id in failure and code.strip()
+        assert set(task.previously_passing) <= set(case.passing)
+
+
+def _reference_fix_code(case, tmp_path: Path) -> str:
+    """The fixed function as a model would return it."""
+    import textwrap
+
+    from ledex import patching
+
+    fixed = copy_case(case, tmp_path / "fixed")
+    apply_reference_fix(case, fixed)
+    source = (fixed / case.fix_file).read_text()
+    symbol = patching.find_symbols(source)[case.bug_function]
+    return textwrap.dedent(patching.symbol_source(source, symbol))
+
+
+def _example_case():
+    (case,) = load_cases(ROOT / "examples")
+    return case
+
+
+def _scripted(reply_code: str, explanation: str = "It adds instead of subtracting."):
+    return LoopbackServer(reply=lambda messages, params: dialogue.format_reply(explanation, reply_code))
+
+
+def _ledex_fix(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ledex", "fix", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_ledex_fix_json_with_a_verified_fix_writes_nothing(tmp_path):
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    before = _snapshot(project)
+    with _scripted(_reference_fix_code(case, tmp_path)) as server:
+        result = _ledex_fix(str(project), "--model", f"openai:{server.url}#m", "-n", "1", "--json",
+                            "--python", sys.executable)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [f["test"] for f in report["failures"]] == list(case.failing)
+    (entry,) = report["results"]
+    assert entry["verified"] and entry["rounds"] == 1 and entry["candidates"] == 1
+    assert entry["explanation"] == "It adds instead of subtracting."
+    assert "-        self._counts[product] = self.count(product) + quantity" in entry["diff"]
+    assert entry["files"] == [case.fix_file] and entry["functions"] == ["inventory/stock.py::Inventory.remove"]
+    assert _snapshot(project) == before  # nothing written without --apply
+
+
+def test_ledex_fix_apply_writes_the_verified_fix(tmp_path):
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    with _scripted(_reference_fix_code(case, tmp_path)) as server:
+        result = _ledex_fix(str(project), "--model", f"openai:{server.url}#m", "-n", "1", "--apply",
+                            "--python", sys.executable)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "verified fix" in result.stdout and f"wrote {case.fix_file}" in result.stdout
+    assert run_pytest(project, python=sys.executable).passes()
+
+
+def test_ledex_fix_reports_an_unverified_attempt_and_exit_1(tmp_path):
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    wrong = "def remove(self, product, quantity):\n    self._counts[product] = 0\n"
+    with _scripted(wrong, "Reset it.") as server:
+        result = _ledex_fix(str(project), "--model", f"openai:{server.url}#m", "-n", "2", "--rounds", "2",
+                            "--json", "--python", sys.executable)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    (entry,) = json.loads(result.stdout)["results"]
+    assert not entry["verified"] and entry["rounds"] == 2 and entry["candidates"] == 4
+
+
+def test_nothing_failing_exits_0(tmp_path):
+    case = _example_case()
+    project = copy_case(case, tmp_path / "project")
+    apply_reference_fix(case, project)
+    result = _ledex_fix(str(project), "--python", sys.executable, "--model", "openai:http://127.0.0.1:9/v1#m")
+    assert result.returncode == 0 and "nothing to fix" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        (lambda p: (p / "tests" / "test_broken.py").write_text("def test_x(:\n"), "could not collect"),
+        (lambda p: None, "no such test"),
+    ],
+)
+def test_setup_problems_exit_2_with_one_line(tmp_path, setup, fragment):
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    setup(project)
+    extra = [] if fragment != "no such test" else ["--test", "tests/test_inventory.py::test_nope"]
+    result = _ledex_fix(str(project), "--python", sys.executable, *extra)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unreachable_model_is_a_setup_error(tmp_path):
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    result = _ledex_fix(str(project), "--python", sys.executable, "--model", "openai:http://127.0.0.1:9/v1")
+    assert result.returncode == 2 and "unreachable" in result.stderr
+
+
+def test_a_reply_for_the_wrong_function_is_rejected_not_applied(tmp_path):
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    run = run_pytest(project, python=sys.executable)
+    task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
+    verdict = project_repair.ProjectVerifier(task).verify("def unrelated():\n    return 1\n")
+    assert verdict.status == "rejected" and "matches no function" in verdict.feedback
+
+
+def test_a_fix_that_breaks_a_passing_test_is_not_verified(tmp_path):
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    run = run_pytest(project, python=sys.executable)
+    task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
+    # passes the failing test but no longer raises OutOfStock
+    breaking = "def remove(self, product, quantity):\n    self._counts[product] = self.count(product) - quantity\n"
+    verdict = project_repair.ProjectVerifier(task).verify(breaking)
+    assert not verdict.ok and "breaks a test that passed before" in verdict.feedback
