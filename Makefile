@@ -1,6 +1,6 @@
 # The only place that knows how to set up a machine from nothing.
 #
-#   make run    set up what is missing, then run the demo on the embedded model
+#   make run    set up what is missing, then explain and fix the failing test of examples/buggy_inventory
 #   make test   set up what is missing (plus dev and train extras), then run the whole test suite
 #
 # Idempotent: built wheels and model weights live in a per-user cache outside the repo
@@ -33,11 +33,12 @@ PYTEST_ARGS ?=
 .PHONY: help run test setup setup-dev system-packages llama weights weights-test clean
 
 help:
-	@echo "make run    set up and run the demo on the embedded model"
+	@echo "make run    set up, then explain and fix the failing test of examples/buggy_inventory"
 	@echo "make test   set up (with dev + train extras) and run the test suite"
 
+# Shows the explanation and the verified diff; writes nothing (add --apply to write the fix).
 run: setup
-	$(VENV)/bin/ledex demo
+	$(VENV)/bin/ledex fix examples/buggy_inventory --python $(PY)
 
 test: setup-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
