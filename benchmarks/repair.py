@@ -45,9 +45,14 @@ if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` imp
 from benchmarks.cases.check_cases import CASES_ROOT, Case, copy_case, load_cases
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-ANCHOR = ("anchor (plain chat prompt, 1 round, 2-4 samples): 1.5B fixed 4/12 projects, 0.5B 0/12, "
-          "~45 s per project")  # fmt: skip
-GOAL = "goals: default model >= 65% of failing tests verified, p50 <= 15 s per verified fix; 0.5B > 0; other <= 5%"
+ANCHOR = (
+    "anchor (plain chat prompt, 1 round, 2-4 samples): 1.5B fixed 4/12 projects, 0.5B 0/12, "
+    "~45 s per project"
+)
+GOAL = (
+    "goals: default model >= 65% of failing tests verified, p50 <= 15 s per verified fix; "
+    "0.5B > 0; other <= 5%"
+)
 KEY_FIELDS = ("model", "style", "rounds", "n", "seed", "case", "test")
 _TEXT_LIMIT = 4000  # characters of a reply / code / feedback kept per candidate in the JSONL
 
@@ -66,8 +71,10 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return data[low] + (data[high] - data[low]) * (position - low)
 
 
-def select_cases(cases: Sequence[Case], patterns: Sequence[str] = (), limit: int | None = None) -> list[Case]:
-    """The cases whose name equals or contains one of `patterns` (all without), the first `limit`."""
+def select_cases(
+    cases: Sequence[Case], patterns: Sequence[str] = (), limit: int | None = None
+) -> list[Case]:
+    """The cases whose name is or contains one of `patterns` (all without), the first `limit`."""
     chosen = [c for c in cases if not patterns or any(p == c.name or p in c.name for p in patterns)]
     return chosen[:limit] if limit is not None else chosen
 
@@ -105,6 +112,9 @@ class Row:
     fixed_cases: int = 0
     errors: int = 0  # tests that could not be repaired at all (no function located, ...)
     located: int = 0  # tests whose located function is the case's buggy function
+    in_prompt: int = (
+        0  # ... or the buggy function is among the called functions shown in the prompt
+    )
     p50: float | None = None
     p90: float | None = None
     p50_fix: float | None = None
@@ -135,6 +145,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
         row.verified = sum(1 for r in group if r["verified"])
         row.errors = sum(1 for r in group if r.get("error"))
         row.located = sum(1 for r in group if r.get("located_bug"))
+        row.in_prompt = sum(1 for r in group if r.get("located_bug") or r.get("bug_in_prompt"))
         by_case: dict[str, list[bool]] = {}
         for r in group:
             by_case.setdefault(r["case"], []).append(bool(r["verified"]))
@@ -174,25 +185,44 @@ def table_rows(rows: Sequence[Row]) -> list[list[str]]:
     cells = []
     for row in rows:
         statuses = " ".join(f"{name} {count}" for name, count in sorted(row.statuses.items()))
-        cells.append([
-            row.model, row.style, str(row.rounds),
-            f"{row.verified}/{row.tests} ({row.rate:.0%})",
-            f"{row.fixed_cases}/{row.cases}",
-            _fmt_seconds(row.p50), _fmt_seconds(row.p90), _fmt_seconds(row.p50_fix),
-            f"{row.generation / row.seconds:.0%}" if row.seconds else "-",
-            f"{row.verification / row.seconds:.0%}" if row.seconds else "-",
-            f"{row.other_share:.1%}" if row.seconds else "-",
-            f"{row.located}/{row.tests}",
-            statuses or "-",
-        ])  # fmt: skip
+        cells.append(
+            [
+                row.model,
+                row.style,
+                str(row.rounds),
+                f"{row.verified}/{row.tests} ({row.rate:.0%})",
+                f"{row.fixed_cases}/{row.cases}",
+                _fmt_seconds(row.p50),
+                _fmt_seconds(row.p90),
+                _fmt_seconds(row.p50_fix),
+                f"{row.generation / row.seconds:.0%}" if row.seconds else "-",
+                f"{row.verification / row.seconds:.0%}" if row.seconds else "-",
+                f"{row.other_share:.1%}" if row.seconds else "-",
+                f"{row.located}/{row.in_prompt}/{row.tests}",
+                statuses or "-",
+            ]
+        )
     return cells
 
 
-TABLE_HEADER = ["model", "style", "rounds", "verified tests", "fixed cases", "p50 s/test", "p90 s/test",
-                "p50 s/fix", "generation", "verification", "other", "located bug", "candidates"]  # fmt: skip
+TABLE_HEADER = [
+    "model",
+    "style",
+    "rounds",
+    "verified tests",
+    "fixed cases",
+    "p50 s/test",
+    "p90 s/test",
+    "p50 s/fix",
+    "gen",
+    "verify",
+    "other",
+    "bug located/in prompt",
+    "candidate verdicts",
+]
 
 
-# --- measuring -------------------------------------------------------------------------------------
+# --- measuring ------------------------------------------------------------------------------------
 
 
 class PytestClock:
@@ -253,7 +283,10 @@ def prepare_case(case: Case, workdir: Path, timeout: float) -> PreparedCase:
     if not problem:
         got = {o.node_id for o in failing}
         if got != set(case.failing):
-            problem = f"failing tests {sorted(got)} differ from case.json's {sorted(case.failing)} (measured anyway)"
+            problem = (
+                f"failing tests {sorted(got)} differ from case.json's {sorted(case.failing)} "
+                "(measured anyway)"
+            )
     return PreparedCase(case, project, run, failing, seconds, problem)
 
 
@@ -267,42 +300,72 @@ def candidate_records(result: Any) -> list[dict[str, Any]]:
     records = []
     for candidate in result.candidates:
         verdict = candidate.verdict
-        records.append({
-            "round": candidate.round, "index": candidate.index,
-            "status": verdict.status if verdict else None,
-            "passed": verdict.passed if verdict else None, "total": verdict.total if verdict else None,
-            "parse_error": candidate.parse_error, "duplicate_of": candidate.duplicate_of,
-            "feedback": _clip(verdict.feedback, 1500) if verdict and not verdict.ok else None,
-            "explanation": _clip(candidate.explanation, 1500),
-            "diff": _clip(candidate.diff), "reply": _clip(candidate.reply),
-        })  # fmt: skip
+        records.append(
+            {
+                "round": candidate.round,
+                "index": candidate.index,
+                "status": verdict.status if verdict else None,
+                "passed": verdict.passed if verdict else None,
+                "total": verdict.total if verdict else None,
+                "parse_error": candidate.parse_error,
+                "duplicate_of": candidate.duplicate_of,
+                "feedback": _clip(verdict.feedback, 1500) if verdict and not verdict.ok else None,
+                "explanation": _clip(candidate.explanation, 1500),
+                "diff": _clip(candidate.diff),
+                "reply": _clip(candidate.reply),
+            }
+        )
     return records
 
 
-def repair_one(prepared: PreparedCase, outcome: Any, backend: Any, config: Any, clock: PytestClock,
-               timeout: float, progress: Any = None) -> dict[str, Any]:  # fmt: skip
+def repair_one(
+    prepared: PreparedCase,
+    outcome: Any,
+    backend: Any,
+    config: Any,
+    clock: PytestClock,
+    timeout: float,
+    progress: Any = None,
+) -> dict[str, Any]:
     """Repair one failing test; the measurements, as a JSONL record (without the key fields)."""
     from ledex import project_repair
 
     case = prepared.case
     clock.reset()
     started = time.perf_counter()
-    task = project_repair.prepare(prepared.project, prepared.run, outcome, python=sys.executable, timeout=timeout)
+    task = project_repair.prepare(
+        prepared.project, prepared.run, outcome, python=sys.executable, timeout=timeout
+    )
     prepare_seconds = time.perf_counter() - started
-    record: dict[str, Any] = {"message": outcome.message, "verified": False, "error": None, "function": None,
-                              "located_bug": False, "rounds_used": 0, "candidates_count": 0}  # fmt: skip
+    record: dict[str, Any] = {
+        "message": outcome.message,
+        "verified": False,
+        "error": None,
+        "function": None,
+        "located_bug": False,
+        "rounds_used": 0,
+        "candidates_count": 0,
+    }
     result = None
     if isinstance(task, str):
         record["error"] = task
     else:
         site = task.site
         record["function"] = f"{site.relpath}::{site.symbol.qualname}"
-        record["located_bug"] = site.relpath == case.bug_file and site.symbol.qualname == case.bug_function
+        record["located_bug"] = (
+            site.relpath == case.bug_file and site.symbol.qualname == case.bug_function
+        )
         record["related"] = [f"{s.relpath}::{s.symbol.qualname}" for s in task.related]
         try:
             result = project_repair.repair_test(task, backend, config, progress=progress)
         except Exception as error:  # noqa: BLE001 - one broken test must not end a long run
             record["error"] = f"repair_test raised {error!r}"
+        # conversation_parts drops called functions from the end, one "called functions" note each
+        shown = record["related"][
+            : len(record["related"]) - task.truncated.count("called functions")
+        ]
+        bug = f"{case.bug_file}::{case.bug_function}"
+        record["bug_in_prompt"] = record["function"] == bug or bug in shown
         if task.truncated:
             record["truncated"] = list(dict.fromkeys(task.truncated))
     seconds = time.perf_counter() - started
@@ -331,29 +394,45 @@ def repair_one(prepared: PreparedCase, outcome: Any, backend: Any, config: Any, 
     return record
 
 
-# --- the command -----------------------------------------------------------------------------------
+# --- the command ----------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--models", nargs="+", default=["embedded:0.5b", "embedded"], help="model specs")
-    parser.add_argument("--styles", nargs="+", default=["explain+refine", "refine"],
-                        choices=["explain+refine", "refine"])  # fmt: skip
-    parser.add_argument("--rounds-list", nargs="+", type=int, default=[1, 3], help="rounds per configuration")
-    parser.add_argument("-n", type=int, default=2, help="candidates per round (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--max-tokens", type=int, default=1024)
-    parser.add_argument("--cases", nargs="+", default=[], metavar="NAME",
-                        help="only the cases whose name is or contains one of these")  # fmt: skip
-    parser.add_argument("--limit", type=int, help="only the first N (selected) cases")
-    parser.add_argument("--cases-root", type=Path, default=CASES_ROOT, help=argparse.SUPPRESS)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per pytest run")
-    parser.add_argument("--out", type=Path, help="JSONL results (default: benchmarks/results/repair-TIMESTAMP.jsonl); "
-                        "an existing file is resumed")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--models", nargs="+", default=["embedded:0.5b", "embedded"], help="model specs")
+    add(
+        "--styles",
+        nargs="+",
+        default=["explain+refine", "refine"],
+        choices=["explain+refine", "refine"],
+    )
+    add("--rounds-list", nargs="+", type=int, default=[1, 3], help="rounds per configuration")
+    add("-n", type=int, default=2, help="candidates per round (default: %(default)s)")
+    add("--seed", type=int, default=0)
+    add("--temperature", type=float, default=0.6)
+    add("--max-tokens", type=int, default=1024)
+    add(
+        "--cases",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="only the cases whose name is or contains one of these",
+    )
+    add("--limit", type=int, help="only the first N (selected) cases")
+    add("--cases-root", type=Path, default=CASES_ROOT, help=argparse.SUPPRESS)
+    add("--timeout", type=float, default=60.0, help="seconds per pytest run")
+    add(
+        "--out",
+        type=Path,
+        help="JSONL results (default: benchmarks/results/repair-TIMESTAMP.jsonl); resumed if it "
+        "exists",
+    )
     args = parser.parse_args(argv)
-    if args.n < 1 or any(r < 1 for r in args.rounds_list) or (args.limit is not None and args.limit < 1):
+    if args.n < 1 or min(args.rounds_list) < 1 or (args.limit is not None and args.limit < 1):
         parser.error("-n, --rounds-list and --limit must be positive")
     if args.out is None:
         args.out = RESULTS_DIR / f"repair-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
@@ -372,121 +451,199 @@ def print_report(console: Any, records: list[dict[str, Any]], extra: Sequence[st
 
     table = Table(title="repair loop on benchmarks/cases (same cases, same seeds)")
     for name in TABLE_HEADER:
-        table.add_column(name, justify="left" if name in ("model", "style", "candidates") else "right",
-                         overflow="fold")  # fmt: skip
+        left = name in ("model", "style", "candidate verdicts")
+        table.add_column(name, justify="left" if left else "right", overflow="fold")
     for cells in table_rows(summarize(records)):
         table.add_row(*cells)
     console.print(table)
-    console.print("generation / verification / other: shares of the repair wall time (other = outside "
-                  "generation and the verification's patch+pytest; goal <= 5%)", highlight=False)  # fmt: skip
-    for line in extra:
+    for line in (
+        "gen / verify / other: shares of the repair wall time; other = outside generation and the "
+        "verification's patching + pytest (goal <= 5%)",
+        "bug located/in prompt: tests whose repaired function is the case's buggy one / whose "
+        "prompt shows the buggy one at all (as the target or a called function)",
+        *extra,
+        GOAL,
+        ANCHOR,
+    ):
         console.print(line, highlight=False)
-    console.print(GOAL, highlight=False)
-    console.print(ANCHOR, highlight=False)
+
+
+@dataclass
+class Job:
+    model: str
+    style: str
+    rounds: int
+    case: PreparedCase
+    outcome: Any  # the failing TestOutcome
+
+    def key(self, n: int, seed: int) -> tuple:
+        """The record key (see KEY_FIELDS) of this job's result."""
+        name, test = self.case.case.name, self.outcome.node_id
+        return (self.model, self.style, self.rounds, n, seed, name, test)
+
+    @property
+    def label(self) -> str:
+        test = self.outcome.node_id.split("::", 1)[-1]
+        return f"{self.model} {self.style} r{self.rounds} {self.case.case.name}::{test}"
+
+
+class Runner:
+    """Runs the pending jobs of one model with a shared progress bar and output file."""
+
+    def __init__(self, args: argparse.Namespace, bar: Any, task_id: Any, out: Any) -> None:
+        self.args, self.bar, self.task_id, self.out = args, bar, task_id, out
+        self.clock = PytestClock()
+        self.records: list[dict[str, Any]] = []
+        self.notes: list[str] = []
+
+    def run_model(self, model: str, jobs: list[Job]) -> None:
+        from ledex.errors import LedexError
+        from ledex.models import load_backend
+
+        self.bar.update(self.task_id, description=f"loading {model}")
+        started = time.perf_counter()
+        try:
+            backend = load_backend(model)
+        except LedexError as error:
+            self.bar.console.print(
+                f"[red]{model}: {error}[/red] (skipped; for embedded:0.5b run "
+                "`ledex model install 0.5b`)"
+            )
+            self.bar.advance(self.task_id, len(jobs))
+            return
+        self.notes.append(
+            f"{model}: loaded in {time.perf_counter() - started:.1f} s (not counted above)"
+        )
+        with backend, self.clock.installed():
+            for job in jobs:
+                self.run_job(job, backend)
+
+    def run_job(self, job: Job, backend: Any) -> None:
+        from ledex.repair import RepairConfig
+
+        args = self.args
+        config = RepairConfig(
+            n=args.n,
+            rounds=job.rounds,
+            style=job.style,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+        )
+
+        def progress(event: str, details: dict) -> None:
+            if event in ("round", "generated"):
+                doing = "generating" if event == "round" else "verifying"
+                where = f"round {details['round']}/{job.rounds} {doing}"
+                self.bar.update(self.task_id, description=f"{job.label}: {where}")
+
+        self.bar.update(self.task_id, description=job.label)
+        record: dict[str, Any] = dict(zip(KEY_FIELDS, job.key(args.n, args.seed), strict=True))
+        record["temperature"] = args.temperature
+        record |= repair_one(
+            job.case, job.outcome, backend, config, self.clock, args.timeout, progress
+        )
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+        self.records.append(record)
+        self.bar.console.print(describe(job.label, record))
+        self.bar.advance(self.task_id)
+
+
+def describe(label: str, record: dict[str, Any]) -> str:
+    """One progress line (rich markup) for a finished test."""
+    verdict = "[green]verified[/green]" if record["verified"] else "[red]not fixed[/red]"
+    text = (
+        f"{label}: {verdict} in {record['seconds']:.1f} s (gen {record['generation_seconds']:.1f}, "
+        f"verify {record['verification_seconds']:.1f}, other {record['other_seconds']:.2f}), "
+        f"{record['rounds_used']} round(s), {record['candidates_count']} candidate(s)"
+    )
+    if not record.get("located_bug"):
+        text += f" [yellow]located {record.get('function') or '-'}[/yellow]"
+    if record.get("error"):
+        text += f" [yellow]{record['error']}[/yellow]"
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ledex.errors import LedexError
-    from ledex.models import load_backend
-    from ledex.repair import RepairConfig
     from ledex.sandbox import isolation
 
     args = parse_args(argv)
-    console, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a log file: do not fold the table into 80 columns
+        console = Console(highlight=False, width=180)
+    err = Console(stderr=True, highlight=False)
     cases = select_cases(load_cases(args.cases_root), args.cases, args.limit)
     if not cases:
         err.print("no case matches --cases/--limit")
         return 2
     _prepare_output(args.out)
     configs = [(style, rounds) for style in args.styles for rounds in args.rounds_list]
-    existing = read_records(args.out)
-    done = {record_key(r) for r in existing}
-    if existing:
-        err.print(f"resuming {args.out}: {len(existing)} records already there")
-    err.print(f"{len(cases)} cases, models {' '.join(args.models)}, styles {' '.join(args.styles)}, rounds "
-              f"{' '.join(map(str, args.rounds_list))}, n={args.n}, seed={args.seed}; sandbox: {isolation.mode()}; "
-              f"writing {args.out}")  # fmt: skip
+    records = read_records(args.out)
+    done = {record_key(r) for r in records}
+    if records:
+        err.print(f"resuming {args.out}: {len(records)} records already there")
+    err.print(
+        f"{len(cases)} cases, models {' '.join(args.models)}, styles {' '.join(args.styles)}, "
+        f"rounds {' '.join(map(str, args.rounds_list))}, n={args.n}, seed={args.seed}; "
+        f"sandbox: {isolation.mode()}; writing {args.out}"
+    )
 
-    def key(model: str, style: str, rounds: int, case: str, test: str) -> tuple:
-        return (model, style, rounds, args.n, args.seed, case, test)
-
-    extra: list[str] = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="ledex-repair-bench-") as scratch:
         started = time.perf_counter()
-        prepared = []
-        with err.status("running the cases' tests") if err.is_terminal else contextlib.nullcontext():
-            for case in cases:
-                prepared.append(prepare_case(case, Path(scratch), args.timeout))
-        initial = time.perf_counter() - started
+        with (
+            err.status("running the cases' tests") if err.is_terminal else contextlib.nullcontext()
+        ):
+            prepared = [prepare_case(case, Path(scratch), args.timeout) for case in cases]
+        failing = sum(len(p.failing) for p in prepared)
+        notes.append(
+            f"initial test runs: {time.perf_counter() - started:.1f} s for {len(prepared)} "
+            f"cases ({failing} failing tests), not counted above"
+        )
         for p in prepared:
             if p.problem:
                 err.print(f"[yellow]{p.case.name}[/yellow]: {p.problem}")
-        extra.append(f"initial test runs: {initial:.1f} s for {len(prepared)} cases "
-                     f"({sum(len(p.failing) for p in prepared)} failing tests), not counted above")  # fmt: skip
 
         todo = {
-            model: [(style, rounds, p, o) for p in prepared for style, rounds in configs for o in p.failing
-                    if key(model, style, rounds, p.case.name, o.node_id) not in done]
+            model: [
+                job
+                for p in prepared
+                for style, rounds in configs
+                for job in (Job(model, style, rounds, p, o) for o in p.failing)
+                if job.key(args.n, args.seed) not in done
+            ]
             for model in args.models
-        }  # fmt: skip
-        total = sum(len(items) for items in todo.values())
-        clock = PytestClock()
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with clock.installed(), Progress(*columns, console=err, transient=False) as bar, \
-                args.out.open("a", encoding="utf-8") as out:  # fmt: skip
-            overall = bar.add_task("repairing", total=total)
-            for model in args.models:
-                if not todo[model]:
-                    continue
-                bar.update(overall, description=f"loading {model}")
-                load_started = time.perf_counter()
-                try:
-                    backend = load_backend(model)
-                except LedexError as error:
-                    bar.console.print(f"[red]{model}: {error}[/red] (skipped; for embedded:0.5b run "
-                                      "`ledex model install 0.5b`)")  # fmt: skip
-                    bar.advance(overall, len(todo[model]))
-                    continue
-                extra.append(f"{model}: loaded in {time.perf_counter() - load_started:.1f} s (not counted above)")
-                with backend:
-                    for style, rounds, p, outcome in todo[model]:
-                        label = f"{model} {style} r{rounds} {p.case.name}::{outcome.node_id.split('::', 1)[-1]}"
-                        config = RepairConfig(n=args.n, rounds=rounds, style=style, temperature=args.temperature,
-                                              max_tokens=args.max_tokens, seed=args.seed)  # fmt: skip
+        }
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err) as bar, args.out.open("a", encoding="utf-8") as out:
+            task_id = bar.add_task("repairing", total=sum(map(len, todo.values())))
+            runner = Runner(args, bar, task_id, out)
+            for model, jobs in todo.items():
+                if jobs:
+                    runner.run_model(model, jobs)
+            bar.update(task_id, description="done")
+        records += runner.records
+        notes += runner.notes
 
-                        def progress(event: str, details: dict, label: str = label, rounds: int = rounds) -> None:
-                            if event == "round":
-                                bar.update(overall, description=f"{label}: round {details['round']}/{rounds} generating")
-                            elif event == "generated":
-                                bar.update(overall, description=f"{label}: round {details['round']}/{rounds} verifying")
-
-                        bar.update(overall, description=label)
-                        record = {name: value for name, value in
-                                  zip(KEY_FIELDS, key(model, style, rounds, p.case.name, outcome.node_id))}  # fmt: skip
-                        record["temperature"] = args.temperature
-                        record |= repair_one(p, outcome, backend, config, clock, args.timeout, progress)
-                        out.write(json.dumps(record) + "\n")
-                        out.flush()
-                        existing.append(record)
-                        verdict = "[green]verified[/green]" if record["verified"] else "[red]not fixed[/red]"
-                        where = "" if record["located_bug"] else f" [yellow]located {record['function'] or '-'}[/yellow]"
-                        note = f" [yellow]{record['error']}[/yellow]" if record["error"] else ""
-                        bar.console.print(
-                            f"{label}: {verdict} in {record['seconds']:.1f} s (gen {record['generation_seconds']:.1f}, "
-                            f"verify {record['verification_seconds']:.1f}, other {record['other_seconds']:.2f}), "
-                            f"{record['rounds_used']} round(s), {record['candidates_count']} candidate(s){where}{note}"
-                        )  # fmt: skip
-                        bar.advance(overall)
-            bar.update(overall, description="done")
-
-    selected = {(p.case.name) for p in prepared}
+    selected = {p.case.name for p in prepared}
     wanted = {(m, s, r) for m in args.models for s, r in configs}
-    records = [r for r in existing if (r["model"], r["style"], r["rounds"]) in wanted and r.get("n") == args.n
-               and r.get("seed") == args.seed and r["case"] in selected]  # fmt: skip
-    print_report(console, records, extra)
+    shown = [
+        r
+        for r in records
+        if (r["model"], r["style"], r["rounds"]) in wanted
+        and (r.get("n"), r.get("seed")) == (args.n, args.seed)
+        and r["case"] in selected
+    ]
+    print_report(console, shown, notes)
     console.print(f"per-test results: {args.out}", highlight=False)
     return 0
 

@@ -176,10 +176,16 @@ def apply_fix(source: str, fixed_code: str, *, target: str | None = None) -> Pat
         names = ", ".join(ignored) or "nothing"
         return PatchError(f"the fix defines {names}, which matches no function in the file")
     newline = "\r\n" if "\r\n" in source else "\n"
-    edits = [
-        _edit(symbols[name], text, newline)
-        for name, text in sorted(replacements.items(), key=lambda item: symbols[item[0]].start_line)
-    ]
+    lines = source.splitlines(keepends=True)
+    edits = []
+    for name in sorted(replacements, key=lambda n: symbols[n].start_line):
+        edit = _edit(symbols[name], replacements[name], newline)
+        if "".join(lines[edit.start_line - 1 : edit.end_line]).rstrip() == edit.text.rstrip():
+            del replacements[name]  # echoed back unchanged: not part of the fix
+        else:
+            edits.append(edit)
+    if not replacements:
+        return PatchError("the fix is identical to the current code")
     added = _missing_imports(source, reply_tree)
     if added:
         edits.append(_import_edit(source, added, newline))

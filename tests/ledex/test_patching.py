@@ -233,3 +233,10 @@ def test_a_property_getter_and_setter_are_one_symbol_replaced_together():
     assert isinstance(patch, Patch)
     assert "(value - 32) * 5 / 9" in patch.new_source and patch.new_source.count("def f(") == 2
     assert "def other(self):\n        return 1\n" in patch.new_source
+
+
+def test_definitions_echoed_unchanged_are_not_reported_and_an_identical_reply_is_refused():
+    patch = _fix("def untouched():\n    return \"same\"\n\ndef area(r):\n    return math.pi * r ** 2\n")
+    assert patch.replaced == ("area",)
+    same = apply_fix(SOURCE, "def untouched():\n    return \"same\"\n")
+    assert isinstance(same, PatchError) and "identical" in same.message

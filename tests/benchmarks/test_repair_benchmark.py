@@ -1,0 +1,117 @@
+"""The pure parts of benchmarks/repair.py: percentiles, case selection, resuming, the summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks import repair as bench  # noqa: E402
+from benchmarks.cases.check_cases import CASES_ROOT, load_cases  # noqa: E402
+
+
+def test_percentile_interpolates_like_numpy():
+    assert bench.percentile([], 50) is None
+    assert bench.percentile([7.0], 90) == 7.0
+    assert bench.percentile([3, 1, 2], 50) == 2
+    assert bench.percentile([1, 2, 3, 4], 50) == 2.5
+    assert bench.percentile(range(1, 11), 90) == pytest.approx(9.1)
+
+
+def test_select_cases_by_name_substring_then_limit():
+    cases = load_cases(CASES_ROOT)
+    assert bench.select_cases(cases) == cases
+    assert bench.select_cases(cases, limit=2) == cases[:2]
+    async_cases = bench.select_cases(cases, ["async"])
+    assert async_cases and all("async" in c.name for c in async_cases)
+    assert [c.name for c in bench.select_cases(cases, [cases[3].name])] == [cases[3].name]
+    assert bench.select_cases(cases, ["no-such-case"]) == []
+
+
+def _record(
+    model="m",
+    style="refine",
+    rounds=1,
+    case="c1",
+    test="t::a",
+    verified=True,
+    seconds=10.0,
+    generation=8.0,
+    verification=1.5,
+    **extra,
+):
+    return {
+        "model": model,
+        "style": style,
+        "rounds": rounds,
+        "n": 2,
+        "seed": 0,
+        "case": case,
+        "test": test,
+        "verified": verified,
+        "seconds": seconds,
+        "generation_seconds": generation,
+        "verification_seconds": verification,
+        "other_seconds": seconds - generation - verification,
+        "located_bug": True,
+        **extra,
+    }
+
+
+def test_read_records_resumes_and_ignores_a_torn_last_line(tmp_path):
+    out = tmp_path / "run.jsonl"
+    assert bench.read_records(out) == []
+    out.write_text(
+        json.dumps(_record())
+        + "\n\n"
+        + json.dumps(_record(test="t::b"))
+        + "\n"
+        + '{"model": "m", "sty'
+    )
+    records = bench.read_records(out)
+    assert [r["test"] for r in records] == ["t::a", "t::b"]
+    assert bench.record_key(records[0]) == ("m", "refine", 1, 2, 0, "c1", "t::a")
+
+
+def test_summarize_one_row_per_configuration():
+    records = [
+        _record(test="t::a", seconds=10, candidates=[{"status": "passed"}]),
+        _record(
+            test="t::b",
+            verified=False,
+            seconds=30,
+            candidates=[{"parse_error": "no code"}, {"status": "rejected"}],
+        ),
+        _record(
+            case="c2",
+            test="t::c",
+            seconds=20,
+            candidates=[{"status": "failed"}, {"duplicate_of": 0, "status": "failed"}],
+        ),
+        _record(rounds=3, test="t::a", seconds=5),
+    ]
+    one, three = bench.summarize(records)
+    assert (one.rounds, one.tests, one.verified, one.cases, one.fixed_cases) == (1, 3, 2, 2, 1)
+    assert one.p50 == 20 and one.p90 == pytest.approx(28) and one.p50_fix == 15
+    assert one.seconds == 60 and one.other == pytest.approx(60 - 3 * 9.5)
+    assert one.statuses == {"passed": 1, "no-code": 1, "rejected": 1, "failed": 1, "duplicate": 1}
+    assert (three.rounds, three.tests, three.fixed_cases, three.cases) == (3, 1, 1, 1)
+    cells = bench.table_rows([one])[0]
+    assert len(cells) == len(bench.TABLE_HEADER)
+    assert cells[3] == "2/3 (67%)" and cells[4] == "1/2"
+
+
+def test_parse_args_defaults(tmp_path):
+    args = bench.parse_args([])
+    assert args.models == ["embedded:0.5b", "embedded"]
+    assert args.styles == ["explain+refine", "refine"]
+    assert args.rounds_list == [1, 3] and args.n == 2
+    assert args.out.parent == bench.RESULTS_DIR and args.out.suffix == ".jsonl"
+    with pytest.raises(SystemExit):
+        bench.parse_args(["-n", "0"])
