@@ -168,7 +168,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
 
 
 def candidate_status(candidate: dict[str, Any]) -> str:
-    """no-code (the reply did not parse), duplicate, or the verdict's status."""
+    """no-code (the reply did not parse), duplicate, or the verdict's status (the table shortens
+    them: pass, fail, rej = the fix could not be applied, dup, err = the tests no longer load)."""
     if candidate.get("parse_error"):
         return "no-code"
     if candidate.get("duplicate_of") is not None:
@@ -180,11 +181,16 @@ def _fmt_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+_SHORT = {"passed": "pass", "failed": "fail", "rejected": "rej", "duplicate": "dup", "error": "err"}
+
+
 def table_rows(rows: Sequence[Row]) -> list[list[str]]:
     """The table's cells, one list per row (the header is `TABLE_HEADER`)."""
     cells = []
     for row in rows:
-        statuses = " ".join(f"{name} {count}" for name, count in sorted(row.statuses.items()))
+        statuses = " ".join(
+            f"{_SHORT.get(name, name)} {count}" for name, count in sorted(row.statuses.items())
+        )
         cells.append(
             [
                 row.model,
@@ -360,10 +366,9 @@ def repair_one(
             result = project_repair.repair_test(task, backend, config, progress=progress)
         except Exception as error:  # noqa: BLE001 - one broken test must not end a long run
             record["error"] = f"repair_test raised {error!r}"
-        # conversation_parts drops called functions from the end, one "called functions" note each
-        shown = record["related"][
-            : len(record["related"]) - task.truncated.count("called functions")
-        ]
+        # conversation_parts drops related functions from the end, noting each one it drops
+        dropped = sum(1 for note in task.truncated if note.endswith(" functions"))
+        shown = record["related"][: len(record["related"]) - dropped]
         bug = f"{case.bug_file}::{case.bug_function}"
         record["bug_in_prompt"] = record["function"] == bug or bug in shown
         if task.truncated:
@@ -447,12 +452,19 @@ def _prepare_output(out: Path) -> None:
 
 
 def print_report(console: Any, records: list[dict[str, Any]], extra: Sequence[str] = ()) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="repair loop on benchmarks/cases (same cases, same seeds)")
+    if not records:
+        console.print("no results for this selection")
+        return
+    table = Table(
+        title="repair loop on benchmarks/cases (same cases, same seeds)", box=box.SIMPLE_HEAD
+    )
     for name in TABLE_HEADER:
         left = name in ("model", "style", "candidate verdicts")
-        table.add_column(name, justify="left" if left else "right", overflow="fold")
+        wide = 30 if name == "candidate verdicts" else None
+        table.add_column(name, justify="left" if left else "right", overflow="fold", min_width=wide)
     for cells in table_rows(summarize(records)):
         table.add_row(*cells)
     console.print(table)
@@ -505,10 +517,7 @@ class Runner:
         try:
             backend = load_backend(model)
         except LedexError as error:
-            self.bar.console.print(
-                f"[red]{model}: {error}[/red] (skipped; for embedded:0.5b run "
-                "`ledex model install 0.5b`)"
-            )
+            self.bar.console.print(f"[red]{model} skipped: {error}[/red]")
             self.bar.advance(self.task_id, len(jobs))
             return
         self.notes.append(
@@ -572,9 +581,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ledex.sandbox import isolation
 
     args = parse_args(argv)
+    # The table has 13 columns: never fold it into 80 (a log file, a narrow terminal)
     console = Console(highlight=False)
-    if not console.is_terminal:  # a log file: do not fold the table into 80 columns
-        console = Console(highlight=False, width=180)
+    console = Console(highlight=False, width=max(console.width, 200))
     err = Console(stderr=True, highlight=False)
     cases = select_cases(load_cases(args.cases_root), args.cases, args.limit)
     if not cases:

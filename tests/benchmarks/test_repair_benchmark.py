@@ -101,6 +101,7 @@ def test_summarize_one_row_per_configuration():
     assert one.p50 == 20 and one.p90 == pytest.approx(28) and one.p50_fix == 15
     assert one.seconds == 60 and one.other == pytest.approx(60 - 3 * 9.5)
     assert one.statuses == {"passed": 1, "no-code": 1, "rejected": 1, "failed": 1, "duplicate": 1}
+    assert bench.table_rows([one])[0][-1] == "dup 1 fail 1 no-code 1 pass 1 rej 1"
     assert (three.rounds, three.tests, three.fixed_cases, three.cases) == (3, 1, 1, 1)
     cells = bench.table_rows([one])[0]
     assert len(cells) == len(bench.TABLE_HEADER)
