@@ -425,7 +425,10 @@ def test_the_project_and_the_host_are_read_only(pool):
     )
     result = run(pool, code)
     assert result.status == "passed"
-    assert "WROTE" not in result.output
+    # A checkout under /tmp is shadowed by the sandbox's private /tmp: a write there succeeds but
+    # lands in that tmpfs. What matters is below: nothing reached the host.
+    wrote = [line for line in result.output.splitlines() if line.startswith("WROTE")]
+    assert all(line.split()[1].startswith("/tmp/") for line in wrote), wrote
     assert not target.exists() and not (ROOT / "ledex" / "pwned.txt").exists()
     assert not Path(f"/pwned-{MARK}").exists()
 
