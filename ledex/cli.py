@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate_command(commands)
     _add_demo_command(commands)
     fix_command.add_command(commands)
+    _add_serve_command(commands)
     return parser
 
 
@@ -230,4 +231,23 @@ def _demo(args: argparse.Namespace) -> int:
     console.print("[bold]code[/bold] (not yet run against the tests):")
     console.print(Syntax(parsed.code, "python"))
     console.print(f"{elapsed:.1f}s with {backend.info.model}")
+    return 0
+
+
+# --- ledex serve ---------------------------------------------------------------------------------
+
+
+def _add_serve_command(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the language server (stdio; for editors)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="serve over TCP instead of stdio (for debugging)")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import importlib
+    import logging
+
+    # The core does not import the applications (DESIGN.md §1): the server is looked up by name.
+    server = importlib.import_module("lsp_server.server")
+    server.start(args.tcp, log_level=logging.DEBUG if args.debug else logging.WARNING)
     return 0

@@ -1,0 +1,77 @@
+"""Settings from `initializationOptions`, `workspace/configuration` (section `ledex`) and
+`workspace/didChangeConfiguration`; a change applies at once, without a restart."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from lsp_server import diagnostics, status
+from lsp_server.settings import SECTION, Settings, from_client
+
+if TYPE_CHECKING:
+    from lsp_server.server import LedexLanguageServer
+
+
+def initialize(ls: LedexLanguageServer, params: types.InitializeParams) -> None:
+    ls.session.initialization_options = params.initialization_options
+    settings, problems = from_client(params.initialization_options)
+    ls.session.settings = settings
+    _report(ls, problems)
+
+
+async def initialized(ls: LedexLanguageServer, params: types.InitializedParams) -> None:
+    await refresh(ls)
+
+
+async def did_change_configuration(
+    ls: LedexLanguageServer, params: types.DidChangeConfigurationParams
+) -> None:
+    pushed = params.settings.get(SECTION) if isinstance(params.settings, dict) else None
+    await refresh(ls, pushed)
+
+
+async def refresh(ls: LedexLanguageServer, pushed: Any = None) -> None:
+    """Settings = defaults < initializationOptions < what the client pushed < what it answers to
+    `workspace/configuration`; then act on what changed."""
+    sources = [ls.session.initialization_options, pushed]
+    pulled = await _pull(ls)
+    if pulled is not None:
+        sources.append(pulled)
+    settings, problems = from_client(*sources)
+    _report(ls, problems)
+    apply(ls, settings)
+
+
+async def _pull(ls: LedexLanguageServer) -> Any:
+    workspace_caps = ls.client_capabilities.workspace
+    if not (workspace_caps and workspace_caps.configuration):
+        return None
+    try:
+        (value,) = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+        )
+    except Exception as error:  # noqa: BLE001 - a client that answers badly keeps the old settings
+        status.warning(ls, f"could not read the `{SECTION}` settings: {error}", show=False)
+        return None
+    return value
+
+
+def apply(ls: LedexLanguageServer, settings: Settings) -> None:
+    session = ls.session
+    old, session.settings = session.settings, settings
+    if settings == old:
+        return
+    status.log(ls, f"settings: {settings}")
+    if (settings.model, settings.model_timeout) != (old.model, old.model_timeout):
+        session.models.close()  # the next repair loads the new model
+    if settings.differs_for_tests(old):
+        for state in session.workspaces.values():
+            if state.run is not None or state.pending is not None:
+                diagnostics.schedule(ls, state)
+
+
+def _report(ls: LedexLanguageServer, problems: list[str]) -> None:
+    for problem in problems:
+        status.warning(ls, problem)

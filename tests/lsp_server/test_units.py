@@ -1,0 +1,77 @@
+"""The server's pure parts: settings from the client, and ledex's line edits as LSP edits."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledex import patching
+from lsp_server.repair_runner import FixRequest, one_line
+from lsp_server.settings import Settings, from_client
+from lsp_server.text import apply_text_edits, diff_edits, text_edits
+
+
+def test_settings_from_initialization_options_then_configuration():
+    settings, problems = from_client(
+        {"ledex": {"model": "embedded:0.5b", "candidates": 2, "runOn": ["save"]}},
+        {"pytestArgs": "-k 'not slow'", "showUnverified": True, "timeout": 5},
+    )
+    assert problems == []
+    assert settings.model == "embedded:0.5b" and settings.candidates == 2
+    assert settings.run_on == frozenset({"save"}) and settings.show_unverified
+    assert settings.pytest_args == ("-k", "not slow") and settings.timeout == 5.0
+    assert settings.repair_config().n == 2 and settings.repair_config().rounds == 3
+
+
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"candidates": 0}, "ledex.candidates"),
+        ({"rounds": "many"}, "ledex.rounds"),
+        ({"runOn": ["typing"]}, "ledex.runOn"),
+        ({"showUnverified": "yes"}, "ledex.showUnverified"),
+        ({"pytestArgs": [1, 2]}, "ledex.pytestArgs"),
+        ({"noSuchSetting": 1}, "unknown setting `ledex.noSuchSetting`"),
+        ("not an object", "must be an object"),
+    ],
+)
+def test_a_bad_setting_is_reported_and_the_default_kept(raw, fragment):
+    settings, problems = from_client(raw)
+    assert settings == Settings()
+    assert len(problems) == 1 and fragment in problems[0]
+
+
+def test_patch_edits_become_lsp_edits_that_give_the_patched_text():
+    source = (
+        'import os\n\n\ndef f(x):\n    """é😀"""\n    return x + 1\n\n\ndef g(y):\n    return y'
+    )
+    fixed = "import math\n\ndef f(x):\n    return math.floor(x)\n\ndef g(y):\n    return -y\n"
+    patch = patching.apply_fix(source, fixed)
+    assert isinstance(patch, patching.Patch) and patch.added_imports == ("import math",)
+    edits = text_edits(patch.source, patch.edits, "utf-16")
+    assert apply_text_edits(source, edits) == patch.new_source
+    assert (
+        apply_text_edits(source, diff_edits(source, patch.new_source, "utf-16")) == patch.new_source
+    )
+
+
+def test_fix_requests_round_trip_and_reject_garbage():
+    request = FixRequest("file:///p/tests/test_x.py", 3, ("tests/test_x.py::test_y",))
+    assert FixRequest.from_json(request.to_json()) == request
+    many = FixRequest("file:///p/x.py", None, ("a", "b"), unverified=True)
+    assert FixRequest.from_json(many.to_json()) == many
+    for bad in (
+        None,
+        [],
+        {"uri": "file:///x"},
+        {"uri": 3, "nodeId": "a"},
+        {"uri": "u", "nodeIds": []},
+    ):
+        with pytest.raises(Exception, match="uri|nodeId|expected"):
+            FixRequest.from_json(bad)
+
+
+def test_one_line_titles():
+    assert one_line("It adds instead of subtracting. So the count grows.") == (
+        "It adds instead of subtracting."
+    )
+    assert len(one_line("x" * 300)) == 90
