@@ -70,8 +70,13 @@ def is_test_file(path: str) -> bool:
     return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
 
 
-def locate_site(project: Path, outcome: TestOutcome) -> Site | None:
-    """The function under repair for a failing test, or None if none can be found."""
+Index = dict[str, list[tuple[str, Symbol]]]
+
+
+def locate_site(project: Path, outcome: TestOutcome, index: Index | None = None) -> Site | None:
+    """The function under repair for a failing test, or None if none can be found.
+
+    `index` is `definitions(project)` when the caller already has it (it parses every file)."""
     for frame in reversed(outcome.frames_within(project)):
         relpath = _relative(project, frame.path)
         if relpath is None or is_test_file(relpath) or _skipped(relpath):
@@ -80,17 +85,13 @@ def locate_site(project: Path, outcome: TestOutcome) -> Site | None:
         symbol = source and _safe(lambda: patching.symbol_at(source, frame.line))
         if symbol:
             return Site(relpath, symbol, "the failure happens in this function")
-    return _called_by_test(project, outcome)
-
-
-def _called_by_test(project: Path, outcome: TestOutcome) -> Site | None:
-    used = used_by_test(project, outcome)
+    used = used_by_test(project, outcome, index)
     if not used:
         return None
     return Site(used[0].relpath, used[0].symbol, "the failing test calls this function")
 
 
-def used_by_test(project: Path, outcome: TestOutcome) -> list[Site]:
+def used_by_test(project: Path, outcome: TestOutcome, index: Index | None = None) -> list[Site]:
     """Project functions the failing test uses, those on its failing line first."""
     if outcome.location is None:
         return []
@@ -100,7 +101,7 @@ def used_by_test(project: Path, outcome: TestOutcome) -> list[Site]:
         return []
     failing = [f.line for f in outcome.frames if f.path == outcome.location.path]
     function = (_function_at(tree, failing[-1]) if failing else None) or function
-    index = definitions(project)
+    index = definitions(project) if index is None else index
     sites = [Site(*index[name][0], reason="used by the failing test")
              for name in _calls(function, failing[-1] if failing else None) if len(index.get(name, [])) == 1]  # fmt: skip
     # `Paginator(items).page_count == 3`: the constructor merely builds what the line checks.
@@ -138,9 +139,9 @@ def _calls(function: ast.AST, failing_line: int | None) -> list[str]:
     return list(dict.fromkeys(name for *_, name in sorted(found)))
 
 
-def definitions(project: Path) -> dict[str, list[tuple[str, Symbol]]]:
+def definitions(project: Path) -> Index:
     """Every function and method of the project's non-test code, by plain name."""
-    index: dict[str, list[tuple[str, Symbol]]] = {}
+    index: Index = {}
     for relpath in _source_files(project):
         source = _read(project / relpath)
         symbols = _safe(lambda: patching.find_symbols(source or "")) or {}
@@ -151,14 +152,14 @@ def definitions(project: Path) -> dict[str, list[tuple[str, Symbol]]]:
     return index
 
 
-def related_sites(project: Path, site: Site, sources: dict[str, str]) -> list[Site]:
+def related_sites(project: Path, site: Site, sources: dict[str, str], index: Index | None = None) -> list[Site]:
     """Project functions that the function under repair calls (one level), same file first."""
     source = sources.get(site.relpath) or _read(project / site.relpath) or ""
     tree = _safe(lambda: ast.parse(source))
     node = tree and _function_at(tree, site.symbol.start_line + _decorator_offset(source, site.symbol))
     if node is None:
         return []
-    index = definitions(project)
+    index = definitions(project) if index is None else index
     found: list[Site] = []
     for name in _calls(node, None):
         for relpath, symbol in index.get(name, []):
@@ -198,16 +199,19 @@ def prepare(
 ) -> ProjectTask | str:
     """A ProjectTask for a failing test, or a message saying why it cannot be repaired."""
     project = project.resolve()
-    site = locate_site(project, outcome)
+    index = definitions(project)  # parses every project file: once per task
+    site = locate_site(project, outcome, index)
     if site is None:
         return f"cannot tell which function {outcome.node_id} exercises in {project}"
     sources = {site.relpath: _read(project / site.relpath) or ""}
-    related = related_sites(project, site, sources)
-    for other in used_by_test(project, outcome):
+    related = related_sites(project, site, sources, index)
+    shown = {(s.relpath, s.symbol.qualname) for s in [site, *related]}
+    for other in used_by_test(project, outcome, index):
         if len(related) >= _MAX_RELATED + 1:
             break
-        if (other.relpath, other.symbol.qualname) not in {(s.relpath, s.symbol.qualname) for s in [site, *related]}:
+        if (other.relpath, other.symbol.qualname) not in shown:
             related.append(other)
+            shown.add((other.relpath, other.symbol.qualname))
     for other in related:
         sources.setdefault(other.relpath, _read(project / other.relpath) or "")
     test_file = outcome.node_id.split("::", 1)[0]
