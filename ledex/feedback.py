@@ -13,6 +13,7 @@ program's own last few frames, because feedback is part of a prompt with a small
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -188,10 +189,18 @@ def _seconds(value: float | None) -> str:
 PYTEST_LIMIT = 2000  # characters of pytest's failure report shown to the model
 
 
+_ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
+
+
 def pytest_feedback(node_id: str, message: str, report: str) -> str:
     """Feedback for a failing pytest test: its id, the one-line failure, and the tail of pytest's
-    own report (which already shows the values an assertion compared)."""
-    report = report.strip()
+    own report (which already shows the values an assertion compared).
+
+    Object addresses (`<Inventory object at 0x7f...>`) differ on every run; they are masked so the
+    same failure gives the same prompt (reproducible seeded sampling, deduplicable training data).
+    """
+    report = _ADDRESS.sub("at 0x...", report.strip())
+    message = _ADDRESS.sub("at 0x...", message)
     if len(report) > PYTEST_LIMIT:  # the end holds the failing line and the error
         report = "...\n" + report[-PYTEST_LIMIT:].split("\n", 1)[-1]
     lines = [f"The test {node_id} fails: {shorten(message.strip(), VALUE_LIMIT) or 'see the report'}"]

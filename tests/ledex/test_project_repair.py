@@ -167,3 +167,12 @@ def test_a_fix_that_breaks_a_passing_test_is_not_verified(tmp_path):
     breaking = "def remove(self, product, quantity):\n    self._counts[product] = self.count(product) - quantity\n"
     verdict = project_repair.ProjectVerifier(task).verify(breaking)
     assert not verdict.ok and "breaks a test that passed before" in verdict.feedback
+
+
+def test_pytest_feedback_masks_object_addresses_so_prompts_are_reproducible():
+    from ledex.feedback import pytest_feedback
+
+    report = "E  +  where count = <inventory.stock.Inventory object at 0x7f01c207d890>.count"
+    text = pytest_feedback("t.py::test_x", "AssertionError: <Foo object at 0xDEADbeef>", report)
+    assert "0x7f01c207d890" not in text and "0xDEADbeef" not in text
+    assert text.count("object at 0x...") == 2
