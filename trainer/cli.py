@@ -1,12 +1,15 @@
 """`ledex-train`: the trainer's stages, each a resumable command over JSONL files.
 
 collect -> sft -> rl -> eval -> export (DESIGN.md §6). Each stage is configured like TRL's example
-scripts: a config dataclass, flags or a YAML file.
+scripts: a config dataclass, flags or a YAML file (`--config FILE`). Each stage lives in its own
+module, `trainer/<stage>.py`, with a `main(argv) -> int`; this file only dispatches, so
+`ledex-train --help` stays fast (no torch import).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -20,13 +23,30 @@ STAGES = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ledex-train", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(title="stages", dest="stage", metavar="STAGE")
-    for name, summary in STAGES.items():
-        commands.add_parser(name, help=summary)
-    args = parser.parse_args(argv)
-    if args.stage is None:
-        parser.print_help()
-        return 2
-    print(f"ledex-train: error: the '{args.stage}' stage is not implemented yet", file=sys.stderr)
-    return 1
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in STAGES:
+        parser = argparse.ArgumentParser(
+            prog="ledex-train",
+            description=__doc__.splitlines()[0],
+            epilog="`ledex-train STAGE --help` shows a stage's options.",
+        )
+        commands = parser.add_subparsers(title="stages", dest="stage", metavar="STAGE")
+        for name, summary in STAGES.items():
+            commands.add_parser(name, help=summary, add_help=False)
+        if not args:
+            parser.print_help()
+            return 2
+        parser.parse_args(args[:1])  # prints help, or a usage error for an unknown stage
+        return 0
+    try:
+        stage = importlib.import_module(f"trainer.{args[0]}")
+    except ModuleNotFoundError as error:
+        if error.name != f"trainer.{args[0]}":
+            raise
+        print(f"ledex-train: error: the '{args[0]}' stage is not implemented yet", file=sys.stderr)
+        return 1
+    return int(stage.main(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

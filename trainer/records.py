@@ -1,0 +1,188 @@
+"""The trainer's data on disk: one JSON object per line, append-only, resumable.
+
+`collect` writes two files into its output folder:
+
+- `samples.jsonl`: one `Sample` per unique sampled solution (correct and wrong), with its verdict;
+- `trajectories.jsonl`: one `Trajectory` per teacher reply to a wrong solution: the explanation, the
+  refinement, and what running the refinement showed. Successes and failures are both kept: SFT
+  trains on the verified ones, RL uses the verified ones as references and all of them as prompts.
+
+Every record has a `key` that is unique within its file; a rerun skips keys that are already there.
+`read_jsonl` tolerates a torn last line (a run killed mid-write) and reports a corrupt line in the
+middle with its file and line number instead of losing the rest of the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+SAMPLES_FILE = "samples.jsonl"
+TRAJECTORIES_FILE = "trajectories.jsonl"
+SCHEMA_VERSION = 1
+
+
+class CorruptRecordWarning(UserWarning):
+    """A line of a JSONL file could not be read; it was skipped, the rest was kept."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A solution sampled for a problem and what running its tests showed."""
+
+    key: str  # "{problem_id}/{code_sha[:16]}": one record per unique normalised solution
+    problem_id: str
+    source: str  # humaneval | mbpp | apps | codecontests | jsonl
+    code: str
+    passed: list[bool]  # per test, in the problem's test order
+    status: str  # the sandbox status: passed, failed, error, timeout, ...
+    feedback: str  # "" when all tests passed; else the LeDex feedback text
+    model: str  # the model spec string that sampled it
+    sampling: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens, n, shots...
+    seed: int | None = None
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def correct(self) -> bool:
+        return bool(self.passed) and all(self.passed)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One teacher reply to a wrong solution: explanation + refinement, and its verdict.
+
+    `task`, `wrong_code`, `feedback` and `style` rebuild the exact prompt with
+    `ledex.dialogue.build_conversation`; `explanation` and `refinement` rebuild the training target
+    with `ledex.dialogue.format_reply`. `reply` keeps the raw text for auditing.
+    """
+
+    key: str  # "{sample key}/{style}/{index}"
+    problem_id: str
+    source: str
+    task: str  # turn 1, as `ledex.dialogue.problem_task` rendered it
+    wrong_code: str
+    feedback: str
+    style: str  # "explain+refine" | "refine"
+    reply: str
+    explanation: str
+    refinement: str  # the parsed code; "" when the reply had no usable code
+    passed: list[bool]  # per test; all False when the refinement could not run
+    status: str
+    teacher: str  # the model spec string of the teacher
+    sampling: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    parse_error: str = ""  # why the reply had no usable code, if it had none
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def pass_fraction(self) -> float:
+        return sum(self.passed) / len(self.passed) if self.passed else 0.0
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.passed) and all(self.passed)
+
+
+R = TypeVar("R", Sample, Trajectory)
+
+
+def to_json(record: Sample | Trajectory) -> str:
+    data = asdict(record)
+    if isinstance(record, Trajectory):  # derived, but handy for people reading the file with jq
+        data["pass_fraction"] = record.pass_fraction
+        data["verified"] = record.verified
+    return json.dumps(data, ensure_ascii=False)
+
+
+def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
+    """Build a record, ignoring derived and unknown fields (newer writers may add some)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """The objects of a JSONL file; a missing file is empty.
+
+    A torn last line (no newline at the end, not valid JSON) is what a killed writer leaves: it is
+    skipped silently and the next `append_jsonl` starts on a fresh line. Any other unreadable line
+    is skipped with a `CorruptRecordWarning` naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        lines = handle.read().split(b"\n")
+    last = len(lines) - 1  # after the final "\n" split gives b"" (a complete file)
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as error:
+            if number - 1 == last:
+                continue  # torn tail
+            warnings.warn(
+                f"{path}:{number}: skipped an unreadable record ({error})",
+                CorruptRecordWarning,
+                stacklevel=2,
+            )
+            continue
+        yield value
+
+
+def read_records(path: str | os.PathLike[str], cls: type[R]) -> Iterator[R]:
+    for data in read_jsonl(path):
+        yield from_dict(cls, data)
+
+
+def finished_keys(path: str | os.PathLike[str]) -> set[str]:
+    """The keys already written: a rerun skips them."""
+    return {str(data["key"]) for data in read_jsonl(path) if "key" in data}
+
+
+def append_jsonl(path: str | os.PathLike[str], records: Iterable[Sample | Trajectory]) -> int:
+    """Append one batch and make it durable (fsync), so a kill loses at most the batch in flight.
+
+    If the file ends in a torn line (a killed writer), that line is cut off first: it was never a
+    complete record, and leaving it would put a corrupt line in the middle of the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [to_json(record) + "\n" for record in records]
+    if not lines:
+        return 0
+    with path.open("ab+") as handle:
+        _cut_torn_tail(handle)
+        handle.write("".join(lines).encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+    return len(lines)
+
+
+def _cut_torn_tail(handle: Any) -> None:
+    size = handle.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    handle.seek(-1, os.SEEK_END)
+    if handle.read(1) == b"\n":
+        return
+    block = 1 << 16
+    end = size
+    while end > 0:  # find the last newline, reading backwards
+        start = max(0, end - block)
+        handle.seek(start)
+        chunk = handle.read(end - start)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            handle.truncate(start + cut + 1)
+            return
+        end = start
+    handle.truncate(0)
