@@ -1,5 +1,6 @@
 """Tests -> diagnostics: run the workspace's pytest tests in the user's interpreter on open and save
-(debounced; a newer request makes an older run stale and its result is dropped) and on the command
+(debounced; a newer request makes an older run stale: its test process is killed and its result
+dropped) and on the command
 `ledex.runTests`; publish one Error per failing test at its failing line, with related locations
 for the frames in the code under test, an Information at the function under repair, and an Error
 per collection error. A file whose problems are gone gets an empty list (cleared)."""
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,9 +51,15 @@ class RunReport:
         self.spans.setdefault(uri, []).append(span)
 
 
-def compute(root: Path, settings: Settings, encoding: str) -> RunReport:
+def compute(
+    root: Path, settings: Settings, encoding: str, cancel: threading.Event | None = None
+) -> RunReport:
     run = run_pytest(
-        root, python=settings.python, timeout=settings.timeout, pytest_args=settings.pytest_args
+        root,
+        python=settings.python,
+        timeout=settings.timeout,
+        pytest_args=settings.pytest_args,
+        cancel=cancel,
     )
     return report(root, run, encoding)
 
@@ -225,15 +233,17 @@ def wants_run(uri: str) -> bool:
 
 def schedule(ls: LedexLanguageServer, state: WorkspaceState) -> None:
     """Run the tests after the debounce delay; a request in the meantime restarts the delay, and
-    a run still going when the next one is requested is stale: its result is dropped."""
-    state.generation += 1
-    _cancel_delay(state)
+    a run still going when the next one is requested is stale: it is killed, its result dropped."""
+    _new_generation(state)
     state.pending = ls.session.spawn(_debounced(ls, state, state.generation))
 
 
-def _cancel_delay(state: WorkspaceState) -> None:
+def _new_generation(state: WorkspaceState) -> None:
+    state.generation += 1
     if state.pending is not None and not state.pending.done():
-        state.pending.cancel()  # only ever a delay: the runs themselves are never cancelled
+        state.pending.cancel()  # a delay still waiting: the run never starts
+    state.cancel_run.set()  # a run in flight: its sandbox is killed
+    state.cancel_run = threading.Event()
 
 
 async def _debounced(ls: LedexLanguageServer, state: WorkspaceState, generation: int) -> None:
@@ -245,8 +255,7 @@ async def run_now(ls: LedexLanguageServer, state: WorkspaceState) -> PytestRun |
     """Run the tests now (for a command or a repair), publish, and return the run; when a newer
     request makes it stale meanwhile, run again (a few times at most, then the last published)."""
     for _ in range(3):
-        state.generation += 1
-        _cancel_delay(state)
+        _new_generation(state)
         run = await _run(ls, state, state.generation)
         if run is not None:
             return run
@@ -256,10 +265,14 @@ async def run_now(ls: LedexLanguageServer, state: WorkspaceState) -> PytestRun |
 async def _run(ls: LedexLanguageServer, state: WorkspaceState, generation: int) -> PytestRun | None:
     settings = ls.session.settings
     encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+    cancel = state.cancel_run
     try:
-        result = await ls.session.in_thread(compute, state.root, settings, encoding)
+        result = await ls.session.in_thread(compute, state.root, settings, encoding, cancel)
     except Exception as error:  # noqa: BLE001 - a broken run is a message, not a crash
         status.error(ls, f"running the tests of {state.root} failed: {error}")
+        return None
+    if result.run.status == "cancelled":
+        status.log(ls, f"cancelled a stale test run of {state.root} after {result.run.duration:.1f}s")
         return None
     if generation != state.generation:
         status.log(ls, f"dropped a stale test run of {state.root}")

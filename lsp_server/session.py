@@ -90,6 +90,8 @@ class WorkspaceState:
     spans: dict[str, list[Span]] = field(default_factory=dict)  # uri -> hover spans
     generation: int = 0  # bumped by every requested run; an older run's result is dropped
     pending: asyncio.Task | None = None  # the debounced or running test run
+    #: set to kill the test run in flight: a newer request has made it stale
+    cancel_run: threading.Event = field(default_factory=threading.Event)
     repair_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # repairs run one at a time
 
 

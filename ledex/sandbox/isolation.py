@@ -78,6 +78,7 @@ class Completed:
     stderr: bytes
     timed_out: bool
     output_truncated: bool
+    cancelled: bool = False  # killed because the caller's `cancel` event was set
 
     @property
     def signal(self) -> int | None:
@@ -342,12 +343,21 @@ def _nobody_can_run(program: str) -> bool:
 
 
 def run(
-    spec: Spec, *, input: bytes = b"", timeout: float = 30.0, output_limit: int = 1 << 20
+    spec: Spec,
+    *,
+    input: bytes = b"",
+    timeout: float = 30.0,
+    output_limit: int = 1 << 20,
+    cancel: threading.Event | None = None,
 ) -> Completed:
-    """Run once to completion or timeout; stdout/stderr kept up to `output_limit` bytes each.
+    """Run once to completion, timeout or `cancel`; stdout/stderr kept up to `output_limit` bytes
+    each. Setting `cancel` kills the whole sandbox within about 0.1 s (a stale test run must not
+    keep the cores busy while the next one waits).
 
     When the first process exits, whatever it left running (daemons) is killed too.
     """
+    if cancel is not None and cancel.is_set():
+        return Completed(None, b"", b"", False, False, cancelled=True)
     sandbox = Sandboxed(spec)
     expired = threading.Event()
 
@@ -364,13 +374,28 @@ def run(
         for reader in readers:
             reader.start()
         _feed(sandbox.process.stdin, input)
-        sandbox.process.wait()
-        sandbox.kill()  # leftovers would keep the pipes open
+        cancelled = _wait(sandbox.process, cancel)
+        sandbox.kill()  # leftovers would keep the pipes open; on cancel, the whole run goes
         out, err = (reader.result() for reader in readers)
-        return Completed(sandbox.process.returncode, out, err, expired.is_set(), truncated[0])
+        return Completed(sandbox.process.returncode, out, err, expired.is_set(), truncated[0],
+                         cancelled=cancelled and not expired.is_set())  # fmt: skip
     finally:
         timer.cancel()
         sandbox.close()
+
+
+def _wait(process: subprocess.Popen, cancel: threading.Event | None) -> bool:
+    """Wait for the process; True if `cancel` was set first."""
+    if cancel is None:
+        process.wait()
+        return False
+    while True:
+        try:
+            process.wait(timeout=0.1)
+            return False
+        except subprocess.TimeoutExpired:
+            if cancel.is_set():
+                return True
 
 
 def _feed(stdin, data: bytes) -> None:

@@ -43,6 +43,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ from ledex.sandbox.limits import Limits
 
 log = logging.getLogger("ledex.sandbox")
 
-Status = Literal["ok", "timeout", "error", "crashed", "not_found"]
+Status = Literal["ok", "timeout", "error", "crashed", "not_found", "cancelled"]
 Outcome = Literal[
     "passed", "failed", "error", "skipped", "xfailed", "xpassed", "timeout", "crashed"
 ]
@@ -597,11 +598,13 @@ def run_pytest(
     pytest_args: Sequence[str] = (),
     limits: Limits | None = None,
     env: Mapping[str, str] = {},  # noqa: B006 - read only
+    cancel: threading.Event | None = None,
 ) -> PytestRun:
     """Run the tests `node_ids` (all of the project's tests if empty) of `project_dir` with the
     user's interpreter (`python`, else see `resolve_python`) and pytest configuration, with
     `overlay` ({path relative to the project: new text}) replacing or adding files. Never raises
-    for bad input: a refused or broken run is a PytestRun with status "error" and a message."""
+    for bad input: a refused or broken run is a PytestRun with status "error" and a message.
+    Setting `cancel` stops the run (the test process is killed): status "cancelled"."""
     started = time.monotonic()
     python_shown = python or ""
     try:
@@ -613,7 +616,7 @@ def run_pytest(
         request = dataclasses.replace(request, python=interpreter.python)
         with _workspace(request, interpreter) as workspace:
             completed = isolation.run(_spec(request, workspace), timeout=request.timeout,
-                                      output_limit=4 << 20)  # fmt: skip
+                                      output_limit=4 << 20, cancel=cancel)  # fmt: skip
             records = _read_records(workspace.results)
             mapping = (workspace.root, request.project)
         run = _assemble(request, completed, records, mapping)
@@ -687,6 +690,8 @@ def _assemble(request: _Request, completed: isolation.Completed, records: list[d
     unfinished = _unfinished(by_event.get("start", []), by_event.get("report", []))
     run.status, run.message = _status(run, completed, finish, unfinished, request.timeout)
     for node_id, location in unfinished.items():
+        if run.status == "cancelled":
+            continue  # not an outcome of the test: nobody waits for a cancelled run's results
         outcome: Outcome = "timeout" if run.status == "timeout" else "crashed"
         run.outcomes[node_id] = TestOutcome(
             node_id, outcome, message=run.message, location=location
@@ -697,6 +702,8 @@ def _assemble(request: _Request, completed: isolation.Completed, records: list[d
 def _status(run: PytestRun, completed: isolation.Completed, finish: dict | None,
             unfinished: dict[str, Frame | None], timeout: float) -> tuple[Status, str]:  # fmt: skip
     running = f" while running {', '.join(unfinished)}" if unfinished else ""
+    if completed.cancelled:
+        return "cancelled", f"cancelled{running}"
     if completed.timed_out:
         done = len(run.outcomes.keys() - unfinished.keys())
         return "timeout", f"timed out after {timeout:g} s{running} ({done} tests finished)"

@@ -72,3 +72,18 @@ async def test_saves_in_quick_succession_run_the_tests_once(start):
     await editor.wait_for(lambda: len(runs()) == 2, what="the second run")
     await asyncio.sleep(1.0)
     assert len(runs()) == 2
+
+
+async def test_a_save_during_a_run_kills_the_stale_run(start):
+    editor = await start("gradebook_empty_guard", settings={"debounce": 0.1, "timeout": 120})
+    slow = "tests/test_slow.py"
+    (editor.root / slow).write_text("import time\n\ndef test_slow():\n    time.sleep(100)\n")
+    editor.open("tests/test_marks.py")
+    await asyncio.sleep(1.5)  # the first run is in the sleeping test now
+    (editor.root / slow).write_text("def test_slow():\n    pass\n")
+    editor.save(slow)
+    cancelled = lambda: [m for m in editor.client.log_messages if "cancelled a stale" in m.message]  # noqa: E731
+    await editor.wait_for(cancelled, timeout=30, what="the stale run to be cancelled")
+    # the second run publishes long before the first one's sleep could have ended
+    (failure,) = await editor.wait_for_diagnostics("tests/test_marks.py", bool, timeout=60)
+    assert failure.code == "tests/test_marks.py::test_average_nothing_handed_in"

@@ -438,6 +438,22 @@ def test_a_hanging_test_times_out_keeping_finished_results(mode, project, user_e
     )
 
 
+def test_a_cancelled_run_stops_at_once(mode, project, user_env):
+    cancel = threading.Event()
+    threading.Timer(1.5, cancel.set).start()
+    run = _run(project, ["tests/test_hang.py"], python=user_env, timeout=60, cancel=cancel,
+               overlay={"tests/test_hang.py": HANGS})  # fmt: skip
+    assert run.status == "cancelled" and run.duration < 10, (run.status, run.duration)
+    assert "test_hangs" not in {node.split("::")[-1] for node in run.failed}
+
+
+def test_an_already_cancelled_run_does_not_start(project, user_env):
+    cancel = threading.Event()
+    cancel.set()
+    run = _run(project, python=user_env, cancel=cancel)
+    assert run.status == "cancelled" and not run.outcomes
+
+
 def test_a_crashing_test_is_reported_as_crashed(mode, project, user_env):
     crash = (
         "import os, signal\n\ndef test_ok():\n    pass\n\n"
