@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -108,27 +107,15 @@ def _repair_one(project: Path, first: PytestRun, test, backend, config, args, do
         outcome.skipped = task
         return outcome
     outcome.task = task
-    reused = _reuse_earlier_fix(task, done)
+    earlier = [o for o in done if o.task is not None and o.result is not None]
+    reused = project_repair.reuse_earlier_fix(task, [(o.task, o.result) for o in earlier])
     if reused is not None:
-        outcome.result, outcome.reused_from = reused
+        outcome.result, index = reused
+        outcome.reused_from = earlier[index].test
         return outcome
     with _progress(console, test.node_id, config) as progress:
         outcome.result = project_repair.repair_test(task, backend, config, progress=progress)
     return outcome
-
-
-def _reuse_earlier_fix(task, done: list[Outcome]):
-    """A verified fix of an earlier test may fix this one too (same bug): check before sampling."""
-    for earlier in done:
-        result = earlier.result
-        if result is None or not result.verified or earlier.task is None:
-            continue
-        if earlier.task.site.relpath != task.site.relpath:
-            continue
-        verdict = project_repair.ProjectVerifier(task).verify(result.fix.code or "")
-        if verdict.ok:
-            return result, earlier.test
-    return None
 
 
 # --- writing -------------------------------------------------------------------------------------

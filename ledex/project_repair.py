@@ -16,14 +16,14 @@ import ast
 import os
 import textwrap
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ledex import dialogue, feedback, patching
 from ledex.models.base import Backend
 from ledex.patching import Patch, PatchError, Symbol
-from ledex.repair import RepairConfig, RepairResult, Verdict, repair
+from ledex.repair import RepairConfig, RepairResult, RoundRecord, Verdict, repair
 from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
 
 _SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "env", ".tox", ".nox", "node_modules", "build",
@@ -400,6 +400,35 @@ def repair_test(
     prompt, code, failure = conversation_parts(task, budget)
     return repair(prompt, code, failure, verifier=ProjectVerifier(task), backend=backend, config=config,
                   target=task.node_id, **kwargs)  # fmt: skip
+
+
+def reuse_earlier_fix(
+    task: ProjectTask, earlier: Iterable[tuple[ProjectTask, RepairResult]]
+) -> tuple[RepairResult, int] | None:
+    """A verified fix of an earlier repair in the same file that also verifies on `task` (often
+    the same bug, failing several tests): checked before asking the model again.
+
+    Returns this task's result (the earlier candidate with this task's verdict and diff) and the
+    index in `earlier` of the repair it came from; None if no earlier fix verifies here.
+    Runs the tests: call it off any event loop.
+    """
+    tried: set[str] = set()
+    for index, (earlier_task, result) in enumerate(earlier):
+        fix = result.fix
+        if fix is None or not fix.code or fix.code in tried:
+            continue
+        if earlier_task.project != task.project or earlier_task.site.relpath != task.site.relpath:
+            continue
+        tried.add(fix.code)
+        verifier = ProjectVerifier(task)
+        verdict = verifier.verify(fix.code)
+        if verdict.ok:
+            candidate = replace(fix, round=1, index=0, verdict=verdict, diff=verifier.diff(fix.code),
+                                duplicate_of=None)  # fmt: skip
+            reused = RepairResult(target=task.node_id, rounds=[RoundRecord(1, "", [candidate])],
+                                  fix=candidate)  # fmt: skip
+            return reused, index
+    return None
 
 
 # --- small helpers -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from ledex import patching, project_repair
 from ledex.errors import LedexError
-from ledex.repair import Candidate, RepairResult, RoundRecord
+from ledex.repair import Candidate, RepairResult
 from ledex.sandbox.pytest_runner import run_pytest
 from lsp_server import diagnostics, status
 from lsp_server.session import RepairRecord, WorkspaceState, describe_error
@@ -378,39 +378,12 @@ async def _reuse(
     """An earlier verified fix (of this test before the files changed, or of another test whose
     function under repair is in the same file) that verifies on this task too: no need to ask the
     model again."""
-    codes = list(
-        dict.fromkeys(
-            r.result.fix.code
-            for r in earlier
-            if r is not None
-            and r.result.fix is not None
-            and r.result.fix.code
-            and r.task.site.relpath == task.site.relpath
-        )
-    )
-    for code in codes:
-        progress.report(f"{node_id}: checking whether an earlier fix also fixes it")
-        verifier = project_repair.ProjectVerifier(task)
-        verdict = await ls.session.in_thread(verifier.verify, code)
-        if verdict.ok:
-            original = next(
-                r.result.fix
-                for r in earlier
-                if r is not None and r.result.fix and r.result.fix.code == code
-            )
-            candidate = Candidate(
-                round=1,
-                index=0,
-                reply=original.reply,
-                explanation=original.explanation,
-                code=code,
-                verdict=verdict,
-                diff=verifier.diff(code),
-            )
-            return RepairResult(
-                target=node_id, rounds=[RoundRecord(1, "", [candidate])], fix=candidate
-            )
-    return None
+    known = [(r.task, r.result) for r in earlier if r is not None and r.result.verified]
+    if not known:
+        return None
+    progress.report(f"{node_id}: checking whether an earlier fix also fixes it")
+    reused = await ls.session.in_thread(project_repair.reuse_earlier_fix, task, known)
+    return reused[0] if reused is not None else None
 
 
 # --- from records to an edit ----------------------------------------------------------------------

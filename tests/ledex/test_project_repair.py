@@ -100,6 +100,21 @@ def test_ledex_fix_apply_writes_the_verified_fix(tmp_path):
     assert run_pytest(project, python=sys.executable).passes()
 
 
+def test_a_fix_that_also_fixes_the_next_failing_test_is_reused_without_asking_the_model(tmp_path):
+    case = next(c for c in CASES if c.name == "mean_integer_division")  # one bug, two failing tests
+    project = tmp_path / "project"
+    copy_case(case, project)
+    with _scripted(_reference_fix_code(case, tmp_path), "It floors the division.") as server:
+        result = _ledex_fix(str(project), "--model", f"openai:{server.url}#m", "-n", "1", "--json",
+                            "--python", sys.executable)  # fmt: skip
+        asked = len(server.chat_requests)
+    assert result.returncode == 0, result.stderr
+    first, second = json.loads(result.stdout)["results"]
+    assert asked == 1  # the second test was fixed by re-verifying the first fix, not by sampling
+    assert first["verified"] and second["verified"] and second["fixed_by"] == first["test"]
+    assert second["explanation"] == "It floors the division." and second["diff"] == first["diff"]
+
+
 def test_ledex_fix_reports_an_unverified_attempt_and_exit_1(tmp_path):
     case = _example_case()
     project = tmp_path / "project"
