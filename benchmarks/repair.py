@@ -18,6 +18,11 @@ was located, and every candidate. Rerunning with the same `--out` skips the (mod
 n, seed, case, test) keys already there, so a long run can be resumed; the table always covers
 every record in the file that matches the current selection.
 
+Fewer rounds are a prefix of more rounds (same seed, same prompts: round 1 of a 3-round run is
+exactly a 1-round run), so by default only the largest of `--rounds-list` is run and the smaller
+ones are derived from its per-round records (marked `derived_from`; the seconds are those of the
+rounds kept). `--no-derive` runs every configuration for real.
+
 Per configuration the table shows: verified-fix rate (verified failing tests / failing tests),
 fixed cases (every failing test of the case verified) / cases, p50/p90 seconds per failing test,
 p50 seconds per verified fix, the share of repair wall time outside generation and pytest (goal
@@ -99,6 +104,40 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         if isinstance(record, dict) and "test" in record:
             records.append(record)
     return records
+
+
+def prefix_record(record: dict[str, Any], rounds: int) -> dict[str, Any]:
+    """The record a `rounds`-round run would have written, from a run with more rounds: its first
+    `rounds` rounds (candidates, verdict and seconds); the time of the dropped rounds is removed."""
+    if rounds >= record["rounds"]:
+        raise ValueError(f"a {rounds}-round prefix of a {record['rounds']}-round run is no prefix")
+    derived = dict(record, rounds=rounds, derived_from=record["rounds"])
+    candidates = [c for c in record.get("candidates", []) if c["round"] <= rounds]
+    per_round = record.get("round_seconds", [])
+    dropped = per_round[rounds:]
+    generation = sum(g for g, _ in dropped)
+    verification = sum(v for _, v in dropped)
+    kept_verification = record["verification_seconds"] - verification
+    share = kept_verification / record["verification_seconds"] if record["verification_seconds"] else 1
+    derived |= {
+        "candidates": candidates,
+        "candidates_count": len(candidates),
+        "rounds_used": min(record.get("rounds_used", 0), rounds),
+        "round_seconds": per_round[:rounds],
+        "verified": any(c.get("status") == "passed" and c.get("passed") == c.get("total")
+                        and c.get("duplicate_of") is None for c in candidates),  # fmt: skip
+        "seconds": round(record["seconds"] - generation - verification, 3),
+        "generation_seconds": round(record["generation_seconds"] - generation, 3),
+        "verification_seconds": round(kept_verification, 3),
+        "pytest_seconds": round(record.get("pytest_seconds", 0.0) * share, 3),
+    }
+    if dropped and not derived["verified"]:
+        # the best attempt shown is the last kept round's, not the dropped rounds'
+        last = [c for c in candidates if c["round"] == rounds] or candidates
+        best = max(last, key=lambda c: (c.get("passed") or -1), default=None)
+        derived["diff"] = best.get("diff") if best else None
+        derived["explanation"] = best.get("explanation") if best else None
+    return derived
 
 
 @dataclass
@@ -383,6 +422,10 @@ def repair_one(
             "rounds_used": len(result.rounds),
             "candidates_count": len(result.candidates),
             "loop_seconds": round(result.seconds, 3),
+            "round_seconds": [
+                [round(r.generation_seconds, 3), round(r.verification_seconds, 3)]
+                for r in result.rounds
+            ],
             "explanation": _clip(best.explanation, 1500) if best else None,
             "diff": _clip(best.diff) if best else None,
             "candidates": candidate_records(result),
@@ -430,6 +473,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--limit", type=int, help="only the first N (selected) cases")
     add("--cases-root", type=Path, default=CASES_ROOT, help=argparse.SUPPRESS)
     add("--timeout", type=float, default=60.0, help="seconds per pytest run")
+    add(
+        "--no-derive",
+        dest="derive",
+        action="store_false",
+        help="run every rounds configuration instead of deriving the smaller ones as prefixes",
+    )
     add(
         "--out",
         type=Path,
@@ -574,6 +623,25 @@ def describe(label: str, record: dict[str, Any]) -> str:
     return text
 
 
+def derive_missing(records: list[dict[str, Any]], rounds_list: Sequence[int]) -> list[dict[str, Any]]:
+    """The prefix records of `rounds_list` that the file lacks, from its largest-rounds records."""
+    if not rounds_list:
+        return []
+    largest = max(rounds_list)
+    have = {record_key(r) for r in records}
+    derived = []
+    for record in records:
+        if record["rounds"] != largest or "derived_from" in record or "round_seconds" not in record:
+            continue
+        for rounds in rounds_list:
+            if rounds < largest:
+                candidate = prefix_record(record, rounds)
+                if record_key(candidate) not in have:
+                    have.add(record_key(candidate))
+                    derived.append(candidate)
+    return derived
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -591,7 +659,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _prepare_output(args.out)
     configs = [(style, rounds) for style in args.styles for rounds in args.rounds_list]
+    largest = max(args.rounds_list)
+    run_configs = [(s, r) for s, r in configs if r == largest] if args.derive else configs
     records = read_records(args.out)
+    records += derive_missing(records, args.rounds_list if args.derive else [])
     done = {record_key(r) for r in records}
     if records:
         err.print(f"resuming {args.out}: {len(records)} records already there")
@@ -621,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model: [
                 job
                 for p in prepared
-                for style, rounds in configs
+                for style, rounds in run_configs
                 for job in (Job(model, style, rounds, p, o) for o in p.failing)
                 if job.key(args.n, args.seed) not in done
             ]
@@ -642,6 +713,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.update(task_id, description="done")
         records += runner.records
         notes += runner.notes
+    derived = derive_missing(records, args.rounds_list if args.derive else [])
+    if derived:
+        with args.out.open("a", encoding="utf-8") as out:
+            out.writelines(json.dumps(r) + "\n" for r in derived)
+        records += derived
+        notes.append(f"rounds < {largest}: derived from the {largest}-round runs (their prefixes)")
 
     selected = {p.case.name for p in prepared}
     wanted = {(m, s, r) for m in args.models for s, r in configs}

@@ -116,3 +116,28 @@ def test_parse_args_defaults(tmp_path):
     assert args.out.parent == bench.RESULTS_DIR and args.out.suffix == ".jsonl"
     with pytest.raises(SystemExit):
         bench.parse_args(["-n", "0"])
+
+
+def test_fewer_rounds_are_derived_as_the_prefix_of_a_longer_run():
+    fixed_in_round_2 = _record(
+        rounds=3, seconds=40.0, generation=30.0, verification=8.0, rounds_used=2,
+        candidates_count=4, pytest_seconds=6.0,
+        round_seconds=[[14.0, 3.0], [16.0, 5.0]],
+        candidates=[
+            {"round": 1, "status": "failed", "passed": 1, "total": 2, "duplicate_of": None, "diff": "d1"},
+            {"round": 1, "status": "rejected", "passed": 0, "total": 2, "duplicate_of": None},
+            {"round": 2, "status": "passed", "passed": 2, "total": 2, "duplicate_of": None, "diff": "d2"},
+            {"round": 2, "status": "failed", "passed": 0, "total": 2, "duplicate_of": None},
+        ],
+    )  # fmt: skip
+    one = bench.prefix_record(fixed_in_round_2, 1)
+    assert one["rounds"] == 1 and one["derived_from"] == 3 and not one["verified"]
+    assert one["candidates_count"] == 2 and one["rounds_used"] == 1 and one["diff"] == "d1"
+    assert one["seconds"] == 19.0 and one["generation_seconds"] == 14.0
+    assert one["verification_seconds"] == 3.0 and one["pytest_seconds"] == pytest.approx(6 * 3 / 8)
+    assert bench.prefix_record(fixed_in_round_2, 2)["verified"]
+    with pytest.raises(ValueError):
+        bench.prefix_record(fixed_in_round_2, 3)
+    derived = bench.derive_missing([fixed_in_round_2], [1, 3])
+    assert [r["rounds"] for r in derived] == [1]
+    assert bench.derive_missing([fixed_in_round_2, *derived], [1, 3]) == []
