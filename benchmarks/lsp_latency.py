@@ -1,0 +1,304 @@
+"""What the language server adds to the two things it runs, on the buggy projects of
+`benchmarks/cases/`, measured side by side in one run:
+
+1. save -> diagnostics: from `textDocument/didSave` to the `publishDiagnostics` of that run,
+   against running the project's tests alone (`ledex.sandbox.run_pytest`, the same sandbox and
+   interpreter). The server's debounce is set to 0 here so only its own overhead is measured
+   (the `debounce` setting, 0.5 s by default, comes on top in an editor).
+2. code action -> applied edit: from sending the "Explain and fix" command to receiving its
+   `workspace/applyEdit`, against `ledex fix PATH --test NODE --json` on the same case with the
+   same model (a process start, the tests run once, the repair). Goal: ratio <= 1.1.
+
+    python benchmarks/lsp_latency.py [--cases NAME ...] [--limit N] [--repeat 3] [--model SPEC]
+
+Without `--model`, the model is a scripted OpenAI-compatible server on loopback that answers the
+case's reference fix, so both sides do exactly the same repair and the ratio is the server's own
+cost; with `--model` (e.g. `embedded:0.5b`) both sides use that model with the same seed (the
+first repair pays the server's model load; `ledex fix` pays it every time).
+Medians over `--repeat` runs, interleaved so machine noise hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.cases.check_cases import CASES_ROOT, Case, apply_reference_fix, copy_case, load_cases
+from benchmarks.repair import select_cases
+
+SERVER = [sys.executable, "-m", "ledex", "serve"]
+
+
+@dataclass
+class CaseTimes:
+    case: str
+    test: str
+    pytest_alone: list[float] = field(default_factory=list)
+    save_to_diagnostics: list[float] = field(default_factory=list)
+    fix_command: list[float] = field(default_factory=list)
+    action_to_edit: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def ratio(numerator: list[float], denominator: list[float]) -> float | None:
+    if not numerator or not denominator:
+        return None
+    return statistics.median(numerator) / statistics.median(denominator)
+
+
+def reference_reply(case: Case, scratch: Path) -> str:
+    """The case's fixed function, as a model would reply it (explanation + fenced code)."""
+    from ledex import dialogue, patching
+
+    fixed = copy_case(case, scratch / f"{case.name}-fixed")
+    apply_reference_fix(case, fixed)
+    source = (fixed / case.fix_file).read_text()
+    symbol = patching.find_symbols(source)[case.bug_function]
+    code = textwrap.dedent(patching.symbol_source(source, symbol))
+    return dialogue.format_reply("The reference fix.", code)
+
+
+# --- the two baselines -------------------------------------------------------------------------
+
+
+def time_pytest_alone(project: Path) -> float:
+    from ledex.sandbox.pytest_runner import run_pytest
+
+    started = time.perf_counter()
+    run = run_pytest(project, python=sys.executable)
+    elapsed = time.perf_counter() - started
+    if run.status != "ok":
+        raise RuntimeError(f"the tests of {project} did not run: {run.message}")
+    return elapsed
+
+
+def time_fix_command(project: Path, node: str, model: str) -> tuple[float, bool]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "ledex", "fix", str(project), "--test", node, "--json",
+         "--model", model, "-n", "1", "--rounds", "1", "--python", sys.executable],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    try:
+        verified = bool(json.loads(result.stdout)["results"][0]["verified"])
+    except (ValueError, KeyError, IndexError):
+        raise RuntimeError(f"ledex fix failed: {result.stderr.strip()[-500:]}") from None
+    return elapsed, verified
+
+
+# --- the server, driven like an editor -----------------------------------------------------------
+
+
+class Editor:
+    """A pytest-lsp client on `ledex serve`, with the command-based code action (no resolve), so
+    the fix arrives as `workspace/applyEdit` like in an editor without lazy resolution."""
+
+    def __init__(self, root: Path, model: str) -> None:
+        from pytest_lsp import make_test_lsp_client
+
+        from lsprotocol import types
+
+        self.root, self.model = root, model
+        self.client = make_test_lsp_client()
+        self.edits: asyncio.Queue = asyncio.Queue()
+
+        @self.client.feature(types.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+            self.edits.put_nowait(time.perf_counter())
+            # reported as applied, but the file is left buggy so the next repeat repairs again
+            return types.ApplyWorkspaceEditResult(applied=True)
+
+    async def start(self) -> None:
+        from lsprotocol import types
+        from pytest_lsp import client_capabilities
+
+        from lsp_server.text import uri_of
+
+        caps = client_capabilities("visual-studio-code")
+        if caps.text_document and caps.text_document.code_action:
+            caps.text_document.code_action.resolve_support = None
+        await self.client.start_io(*SERVER)
+        settings = {"python": sys.executable, "model": self.model, "candidates": 1, "rounds": 1,
+                    "debounce": 0.0, "runOn": ["save", "command"]}  # fmt: skip
+        self.client.set_configuration(settings, section="ledex")
+        await self.client.initialize_session(
+            types.InitializeParams(
+                capabilities=caps,
+                root_uri=uri_of(self.root),
+                workspace_folders=[types.WorkspaceFolder(uri=uri_of(self.root), name="bench")],
+                initialization_options={"ledex": settings},
+            )
+        )
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.client.shutdown_session(), 10)
+        finally:
+            await self.client.stop()
+
+    async def _raw_request(self, method: str, params: Any) -> Any:
+        """A request whose reply is read as plain JSON: lsprotocol's client-side converter reads a
+        CodeAction holding a command as a Command, mangling it."""
+        from concurrent.futures import Future
+
+        msg_id = f"bench-{time.monotonic_ns()}"
+        future: Future = Future()
+        self.client.protocol._request_futures[msg_id] = future
+        self.client.protocol._send_data(
+            {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
+        )
+        return await asyncio.wait_for(asyncio.wrap_future(future), 60)
+
+    def uri(self, relpath: str) -> str:
+        from lsp_server.text import uri_of
+
+        return uri_of(self.root / relpath)
+
+    async def run_tests(self) -> None:
+        from lsprotocol import types
+
+        await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="ledex.runTests", arguments=[])
+        )
+
+    async def save_to_diagnostics(self, relpath: str) -> float:
+        from lsprotocol import types
+
+        published = self.client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        started = time.perf_counter()
+        self.client.text_document_did_save(
+            types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(self.uri(relpath)))
+        )
+        await asyncio.wait_for(published, 300)
+        return time.perf_counter() - started
+
+    async def action_to_edit(self, test_file: str, node: str) -> float:
+        from lsprotocol import types
+
+        diagnostics = [d for d in self.client.diagnostics.get(self.uri(test_file), [])
+                       if d.code == node]  # fmt: skip
+        if not diagnostics:
+            raise RuntimeError(f"no diagnostic for {node}")
+        params = types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(self.uri(test_file)),
+            range=diagnostics[0].range,
+            context=types.CodeActionContext(diagnostics=diagnostics),
+        )
+        raw = await self._raw_request(
+            types.TEXT_DOCUMENT_CODE_ACTION, self.client.protocol._converter.unstructure(params)
+        )
+        action = next(a for a in raw or [] if "ledex" in a.get("title", ""))
+        command = action["command"]
+        started = time.perf_counter()
+        await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=command["command"], arguments=command["arguments"])
+        )
+        applied = await asyncio.wait_for(self.edits.get(), 5)
+        return applied - started
+
+
+async def measure_case(case: Case, scratch: Path, repeat: int, model: str | None) -> CaseTimes:
+    from tests.support.openai_loopback import LoopbackServer
+
+    node = case.failing[0]
+    test_file = node.split("::", 1)[0]
+    times = CaseTimes(case.name, node)
+    project = copy_case(case, scratch / case.name)
+    reply = reference_reply(case, scratch)
+    loopback = None if model else LoopbackServer(reply=lambda messages, params: reply)
+    if loopback is not None:
+        loopback.__enter__()
+    spec = model or f"openai:{loopback.url}#reference-fix"
+    editor = Editor(project, spec)
+    try:
+        await editor.start()
+        await editor.run_tests()  # warm: the interpreter probe and the shadow workspace exist
+        for index in range(repeat):
+            times.pytest_alone.append(await asyncio.to_thread(time_pytest_alone, project))
+            times.save_to_diagnostics.append(await editor.save_to_diagnostics(case.bug_file))
+            elapsed, verified = await asyncio.to_thread(time_fix_command, project, node, spec)
+            times.fix_command.append(elapsed)
+            if not verified:
+                times.notes.append(f"run {index + 1}: ledex fix did not verify a fix")
+            # a comment line keeps the code's behaviour but makes the earlier repair stale
+            source = project / case.bug_file
+            source.write_text(source.read_text() + f"\n# benchmark run {index + 1}\n")
+            await editor.save_to_diagnostics(case.bug_file)
+            times.action_to_edit.append(await editor.action_to_edit(test_file, node))
+    finally:
+        await editor.stop()
+        if loopback is not None:
+            loopback.__exit__(None, None, None)
+    return times
+
+
+def print_table(results: list[CaseTimes]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=160)
+    table = Table(title="ledex serve vs. the same work without the server (medians, seconds)")
+    for name in ("case", "pytest alone", "save->diagnostics", "ratio", "ledex fix",
+                 "action->edit", "ratio"):  # fmt: skip
+        table.add_column(name, justify="left" if name == "case" else "right")
+    median = statistics.median
+    for t in results:
+        save, fix = ratio(t.save_to_diagnostics, t.pytest_alone), ratio(t.action_to_edit, t.fix_command)
+        table.add_row(
+            t.case, f"{median(t.pytest_alone):.2f}", f"{median(t.save_to_diagnostics):.2f}",
+            f"{save:.2f}x", f"{median(t.fix_command):.2f}", f"{median(t.action_to_edit):.2f}",
+            f"{fix:.2f}x",
+        )  # fmt: skip
+    console.print(table)
+    all_save = [ratio(t.save_to_diagnostics, t.pytest_alone) for t in results]
+    all_fix = [ratio(t.action_to_edit, t.fix_command) for t in results]
+    console.print(
+        f"median ratio save->diagnostics / pytest alone: {median(all_save):.2f}x "
+        f"(range {min(all_save):.2f}-{max(all_save):.2f}); "
+        f"action->edit / ledex fix: {median(all_fix):.2f}x (range {min(all_fix):.2f}-{max(all_fix):.2f}; "
+        "goal <= 1.1)"
+    )
+    for t in results:
+        for note in t.notes:
+            console.print(f"{t.case}: {note}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=[], metavar="NAME")
+    parser.add_argument("--limit", type=int, default=6, help="first N selected cases (default 6)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--model", help="a model spec (default: a scripted loopback model)")
+    parser.add_argument("--json", type=Path, help="also write the raw times here")
+    args = parser.parse_args(argv)
+    cases = select_cases(load_cases(CASES_ROOT), args.cases, args.limit)
+    if not cases:
+        parser.error("no case matches --cases/--limit")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ledex-lsp-bench-") as scratch:
+        for case in cases:
+            print(f"{case.name} ...", file=sys.stderr, flush=True)
+            results.append(asyncio.run(measure_case(case, Path(scratch), args.repeat, args.model)))
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps([t.__dict__ for t in results], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
