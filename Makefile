@@ -26,7 +26,7 @@ LLAMA_WHEELS := $(CACHE)/wheels/llama-cpp-python-$(LLAMA_VERSION)-native-off
 # Models `make run` and `make test` need (`ledex model list` shows them all).
 RUN_MODELS := 1.5b
 TEST_MODELS := 1.5b smollm2-135m
-APT_PACKAGES := bubblewrap
+APT_PACKAGES := bubblewrap neovim
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 

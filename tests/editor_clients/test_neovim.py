@@ -1,0 +1,286 @@
+"""The Neovim plugin (editor-clients/neovim) in real headless Neovim, against a real `ledex serve`
+and a scripted model (the loopback OpenAI-compatible server in this process): open the buggy
+example, wait for the failing test's diagnostic, :LedexFix, save; then the file holds the
+reference fix and the example's tests pass. Also :checkhealth ledex and setups that cannot work.
+
+Neovim is Debian's (0.7.2), which `make test` installs; without it these tests fail.
+`LEDEX_TEST_NVIM=/path/to/nvim` runs them with another Neovim (the plugin takes another path,
+vim.lsp.config / vim.lsp.enable, from 0.11 on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cases.check_cases import apply_reference_fix, copy_case, load_cases
+from ledex import dialogue, patching, weights
+from tests.support.openai_loopback import LoopbackServer
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGIN = ROOT / "editor-clients" / "neovim"
+DRIVER = Path(__file__).with_name("neovim_driver.lua")
+(EXAMPLE,) = load_cases(ROOT / "examples")
+
+# Generous for a loaded 2-core machine: the server's first test run and each verification run
+# start a sandboxed pytest (a few seconds each).
+STEP_TIMEOUT = 120  # seconds per wait inside Neovim
+NVIM_TIMEOUT = 3 * STEP_TIMEOUT + 60
+
+
+@pytest.fixture(scope="module")
+def nvim() -> str:
+    """Debian's nvim, or the one $LEDEX_TEST_NVIM names (to check another Neovim version)."""
+    chosen = os.environ.get("LEDEX_TEST_NVIM")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            pytest.fail(f"LEDEX_TEST_NVIM={chosen} is not an executable")
+        return chosen
+    found = shutil.which("nvim")
+    if found is None:
+        pytest.fail("Neovim (nvim) is not installed: `make test` installs it (apt package neovim)")
+    return found
+
+
+def fixed_function(scratch: Path) -> str:
+    """Inventory.remove as the reference fix has it, dedented, as a model would reply it."""
+    fixed = copy_case(EXAMPLE, scratch / "reference")
+    source = apply_reference_fix(EXAMPLE, fixed).read_text()
+    symbol = patching.find_symbols(source)[EXAMPLE.bug_function]
+    return textwrap.dedent(patching.symbol_source(source, symbol))
+
+
+@pytest.fixture
+def model(tmp_path: Path):
+    """The scripted model, replying with the reference fix."""
+    reply = dialogue.format_reply(
+        "It adds the quantity instead of subtracting it.", fixed_function(tmp_path)
+    )
+    with LoopbackServer(reply=lambda messages, params: reply) as server:
+        yield server
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_case(EXAMPLE, tmp_path / "buggy_inventory").resolve()
+
+
+def run_nvim(nvim: str, tmp_path: Path, scenario: str, **params) -> dict:
+    """Run the driver in `nvim --headless --clean`; its report (events and verdict), with the
+    exit status and Neovim's own output."""
+    report = tmp_path / f"{scenario}-report.json"
+    params_file = tmp_path / f"{scenario}-params.json"
+    params_file.write_text(
+        json.dumps(
+            {
+                "scenario": scenario,
+                "plugin": str(PLUGIN),
+                "report": str(report),
+                "timeout": STEP_TIMEOUT,
+                **params,
+            }
+        )
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # Neovim's LSP log goes to a folder of this test; the models stay where they are installed.
+    env |= {
+        "LEDEX_NVIM_PARAMS": str(params_file),
+        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+        "XDG_STATE_HOME": str(tmp_path / "xdg-state"),
+        "LEDEX_CACHE_DIR": str(weights.cache_dir()),
+    }
+    try:
+        done = subprocess.run(
+            [nvim, "--headless", "--clean", "-S", str(DRIVER)],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=NVIM_TIMEOUT,
+        )
+        returncode, output = done.returncode, done.stdout + done.stderr
+    except subprocess.TimeoutExpired as expired:
+        returncode = None
+        # TimeoutExpired holds bytes (on POSIX) even for text=True.
+        caught = [
+            part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+            for part in (expired.stdout, expired.stderr)
+        ]
+        output = f"nvim timed out after {NVIM_TIMEOUT} s\n{''.join(caught)}"
+    result = json.loads(report.read_text()) if report.is_file() else {"events": [], "verdict": None}
+    result["returncode"] = returncode
+    result["output"] = output
+    result["lsp_log"] = _tail(tmp_path / "xdg-cache" / "nvim" / "lsp.log") + _tail(
+        tmp_path / "xdg-state" / "nvim" / "lsp.log"
+    )
+    return result
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def explain(result: dict) -> str:
+    """Everything that happened, for an assertion message."""
+    events = "\n".join(f"  [{e['kind']}] {e['text']}" for e in result["events"])
+    return (
+        f"verdict: {result['verdict']}, exit status {result['returncode']}\n"
+        f"events:\n{events}\nnvim output:\n{result['output'][-4000:]}\n"
+        f"lsp.log (tail):\n{result['lsp_log'][-6000:]}"
+    )
+
+
+def messages(result: dict) -> list[str]:
+    return [e["text"] for e in result["events"] if e["kind"].startswith("notify")]
+
+
+def setup_options(model: LoopbackServer, **settings) -> dict:
+    return {
+        # The server is `sys.executable -m ledex serve`, and the example's tests run with it too
+        # (they need pytest, which this venv has).
+        "python": sys.executable,
+        "settings": {
+            "model": f"openai:{model.url}#loopback-model",
+            "candidates": 1,
+            "rounds": 1,
+            "debounce": 0.1,
+            **settings,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "resolve", [True, False], ids=["codeAction-resolve", "explainAndFix-command"]
+)
+def test_ledex_fix_repairs_the_buggy_example(nvim, tmp_path, model, project, resolve):
+    """Neovim 0.7 resolves code actions (the server fills in the edit on codeAction/resolve);
+    without resolve support the server sends the ledex.explainAndFix command and applies the
+    edit with workspace/applyEdit. Both must end with the file fixed on disk."""
+    buggy = project / EXAMPLE.fix_file
+    expected = (apply_reference_fix(EXAMPLE, copy_case(EXAMPLE, tmp_path / "expected"))).read_text()
+    assert buggy.read_text() != expected
+
+    result = run_nvim(
+        nvim,
+        tmp_path,
+        "fix",
+        setup=setup_options(model),
+        file=str(buggy),
+        drop_resolve_support=not resolve,
+        run_tests_first=not resolve,  # :LedexRunTests, once is enough
+    )
+
+    assert result["returncode"] == 0 and result["verdict"]["ok"], explain(result)
+    assert buggy.read_text() == expected, explain(result)
+    sent_edit = [e for e in result["events"] if e["kind"] == "workspace/applyEdit"]
+    assert bool(sent_edit) is not resolve, explain(result)
+    if not resolve:
+        (said,) = [e["text"] for e in result["events"] if e["kind"] == "run_tests"]
+        assert said == f"ledex: {project}: 3 passed, 1 failed", explain(result)
+    assert any(r.path.endswith("/chat/completions") for r in model.requests), explain(result)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+
+
+def test_checkhealth_reports_a_working_setup(nvim, tmp_path, model):
+    output = tmp_path / "health.txt"
+    result = run_nvim(
+        nvim, tmp_path, "health", setup=setup_options(model), output=str(output)
+    )
+    assert result["returncode"] == 0, explain(result)
+    text = output.read_text()
+    ok_lines = [line for line in text.splitlines() if "OK" in line]
+    assert any(f"{sys.executable} -m ledex serve" in line for line in ok_lines), text
+    assert any("ledex 0." in line and "is installed" in line for line in ok_lines), text
+    assert any(f"{model.url}" in line and "accepts connections" in line for line in ok_lines), text
+    assert any("tests run with" in line and "pytest" in line for line in ok_lines), text
+    assert "ERROR" not in text, text
+
+
+def test_checkhealth_reports_a_missing_model_and_interpreter(nvim, tmp_path):
+    output = tmp_path / "health.txt"
+    result = run_nvim(
+        nvim,
+        tmp_path,
+        "health",
+        setup={
+            "python": sys.executable,
+            "settings": {"model": "embedded:no-such-model", "python": "/nonexistent/python3"},
+        },
+        output=str(output),
+    )
+    assert result["returncode"] == 0, explain(result)
+    text = output.read_text()
+    errors = [line for line in text.splitlines() if "ERROR" in line]
+    assert any("no-such-model" in line and "unknown embedded model" in line for line in errors), (
+        text
+    )
+    assert any("/nonexistent/python3" in line for line in errors), text
+
+
+def test_an_interpreter_without_ledex_is_explained(nvim, tmp_path, project):
+    """The server cannot start: the user is told that ledex is missing from that interpreter and
+    how to install it; Neovim keeps working."""
+    venv = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    result = run_nvim(
+        nvim,
+        tmp_path,
+        "bad_interpreter",
+        setup={"python": str(python)},
+        file=str(project / EXAMPLE.fix_file),
+    )
+    assert result["returncode"] == 0, explain(result)
+    problem = result["verdict"]["why"]
+    assert f"ledex is not installed in {python}" in problem, explain(result)
+    assert f"{python} -m pip install" in problem, explain(result)
+    assert "No module named" in problem, explain(result)
+
+
+def test_an_interpreter_that_does_not_exist_is_explained(nvim, tmp_path, project):
+    result = run_nvim(
+        nvim,
+        tmp_path,
+        "bad_interpreter",
+        setup={"python": "/nonexistent/bin/python3"},
+        file=str(project / EXAMPLE.fix_file),
+    )
+    assert result["returncode"] == 0, explain(result)
+    problem = result["verdict"]["why"]
+    assert "`/nonexistent/bin/python3` (option `python`) was not found" in problem, explain(result)
+
+
+def test_bad_options_are_refused_with_a_message(nvim, tmp_path):
+    cases = [
+        {"pyton": sys.executable},
+        {"cmd": "ledex serve"},
+        {"settings": ["model", "embedded"]},
+        {"python": sys.executable, "cmd": ["ledex", "serve"]},
+        {"cmd": []},
+    ]
+    result = run_nvim(nvim, tmp_path, "bad_options", cases=cases)
+    assert result["returncode"] == 0, explain(result)
+    said = messages(result)
+    assert any("unknown option `pyton`" in m for m in said), explain(result)
+    assert any("option `cmd` must be a non-empty list of strings" in m for m in said), explain(
+        result
+    )
+    assert any("option `settings` must be a table" in m for m in said), explain(result)
+    assert any("either `cmd` or `python`" in m for m in said), explain(result)
