@@ -27,6 +27,11 @@ LLAMA_WHEELS := $(CACHE)/wheels/llama-cpp-python-$(LLAMA_VERSION)-native-off
 RUN_MODELS := 1.5b
 TEST_MODELS := 1.5b smollm2-135m
 APT_PACKAGES := bubblewrap neovim
+# The VS Code extension's end-to-end test: Debian's chromium (no browser downloads work here), and
+# what code-server's native modules build with (editor-clients/vscode/e2e/install.sh).
+VSCODE_APT_PACKAGES := chromium ripgrep build-essential pkg-config libkrb5-dev
+APT_PACKAGES += $(VSCODE_APT_PACKAGES)
+VSCODE := editor-clients/vscode
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -45,6 +50,7 @@ test: setup-dev
 
 setup: system-packages $(VENV)/.core weights
 setup-dev: system-packages $(VENV)/.dev weights-test
+setup-dev: vscode-client
 
 system-packages:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
@@ -84,6 +90,25 @@ weights: $(VENV)/.core
 
 weights-test: $(VENV)/.core
 	@for model in $(TEST_MODELS); do $(VENV)/bin/ledex model install $$model; done
+
+# The VS Code extension (editor-clients/vscode): its npm packages and bundle, and the end-to-end
+# test's code-server + playwright-core (built once into $(CACHE)/vscode-e2e). Stamped on the lock
+# files: a second run does nothing.
+.PHONY: vscode-client
+vscode-client: system-packages $(VSCODE)/node_modules/.installed $(VSCODE)/dist/extension.js \
+  $(VSCODE)/e2e/.installed
+
+$(VSCODE)/node_modules/.installed: $(VSCODE)/package.json $(VSCODE)/package-lock.json
+	@command -v npm >/dev/null || { echo "Node.js 20 and npm are needed for the VS Code extension"; exit 1; }
+	cd $(VSCODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VSCODE)/dist/extension.js: $(VSCODE)/node_modules/.installed $(VSCODE)/esbuild.mjs $(wildcard $(VSCODE)/src/*.ts)
+	cd $(VSCODE) && npm run --silent build
+
+$(VSCODE)/e2e/.installed: $(VSCODE)/e2e/package.json $(VSCODE)/e2e/package-lock.json $(VSCODE)/e2e/install.sh
+	$(VSCODE)/e2e/install.sh
+	touch $@
 
 clean:
 	rm -rf $(VENV) build *.egg-info
