@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import os
 import textwrap
 from collections.abc import Iterable
@@ -105,8 +106,26 @@ def used_by_test(project: Path, outcome: TestOutcome, index: Index | None = None
     sites = [Site(*index[name][0], reason="used by the failing test")
              for name in _calls(function, failing[-1] if failing else None) if len(index.get(name, [])) == 1]  # fmt: skip
     # `Paginator(items).page_count == 3`: the constructor merely builds what the line checks.
-    sites.sort(key=lambda site: site.symbol.name == "__init__")
+    # `test_remove_decreases_count`: tests are named after what they test, the subject first;
+    # the failing line often only reads the result back (`count`).
+    words = _words(function.name)
+    sites.sort(key=lambda site: (site.symbol.name == "__init__", _named_at(words, site.symbol.name)))
     return sites
+
+
+def _words(name: str) -> list[str]:
+    return [word for word in name.lower().split("_") if word]
+
+
+def _named_at(words: list[str], name: str) -> float:
+    """Where the function's name occurs in the test's name, as a run of words (inf if it does not)."""
+    wanted = _words(name)
+    if not wanted or wanted == ["test"]:
+        return math.inf
+    for start in range(1, len(words) - len(wanted) + 1):  # words[0] is "test"
+        if words[start : start + len(wanted)] == wanted:
+            return start
+    return math.inf
 
 
 def _function_at(tree: ast.AST, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:

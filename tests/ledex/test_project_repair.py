@@ -191,3 +191,12 @@ def test_pytest_feedback_masks_object_addresses_so_prompts_are_reproducible():
     text = pytest_feedback("t.py::test_x", "AssertionError: <Foo object at 0xDEADbeef>", report)
     assert "0x7f01c207d890" not in text and "0xDEADbeef" not in text
     assert text.count("object at 0x...") == 2
+
+
+def test_when_the_test_itself_fails_the_function_it_is_named_after_is_the_first_suspect(tmp_path):
+    # test_remove_decreases_count: the failing line only reads `count`; the bug is in `remove`
+    project = copy_case(_example_case(), tmp_path / "project")
+    run = run_pytest(project, python=sys.executable)
+    (outcome,) = run.failed
+    site = project_repair.locate_site(project, outcome)
+    assert site.symbol.qualname == "Inventory.remove" and site.reason == "the failing test calls this function"
