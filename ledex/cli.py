@@ -240,6 +240,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the language server (stdio; for editors)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="serve over TCP instead of stdio (for debugging)")
+    # vscode-languageclient appends --stdio when the transport is named; stdio is the default anyway
+    serve.add_argument("--stdio", action="store_true", help="serve over stdio (the default)")
     serve.set_defaults(handler=_serve)
 
 

@@ -14,6 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--tcp", metavar="HOST:PORT", help="serve over TCP instead of stdio (for debugging)"
     )
+    parser.add_argument("--stdio", action="store_true", help="serve over stdio (the default)")
     args = parser.parse_args(argv)
     start(args.tcp)
 

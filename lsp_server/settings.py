@@ -54,6 +54,8 @@ class Settings:
         problems: list[str] = []
         for key, value in raw.items():
             name = _NAMES.get(key)
+            if name is None and key in _CLIENT_SIDE:
+                continue
             if name is None:
                 problems.append(f"unknown setting `{SECTION}.{key}` ignored")
                 continue
@@ -170,6 +172,8 @@ _CONVERT = {
     "show_unverified": _flag,
     "debounce": _seconds(0, 10),
 }
+# Keys editors keep in the same section for themselves (vscode-languageclient's `ledex.trace.server`).
+_CLIENT_SIDE = frozenset({"trace"})
 _NAMES = {_camel(f.name): f.name for f in fields(Settings)} | {
     f.name: f.name for f in fields(Settings)
 }

@@ -64,3 +64,16 @@ def test_serve_over_tcp_answers_initialize_with_the_capabilities():
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_serve_accepts_the_stdio_flag_editors_append():
+    server = subprocess.Popen([sys.executable, "-m", "ledex", "serve", "--stdio"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        params = {"processId": None, "rootUri": None, "capabilities": {}}
+        server.stdin.write(_message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}))
+        server.stdin.flush()
+        assert _read(server.stdout)["result"]["serverInfo"]["name"] == "ledex"
+    finally:
+        server.kill()
+        server.wait()

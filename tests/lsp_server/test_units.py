@@ -40,6 +40,11 @@ def test_a_bad_setting_is_reported_and_the_default_kept(raw, fragment):
     assert len(problems) == 1 and fragment in problems[0]
 
 
+def test_the_editors_own_keys_in_the_section_are_no_problem():
+    settings, problems = from_client({"trace": {"server": "verbose"}, "rounds": 2})
+    assert settings.rounds == 2 and problems == []
+
+
 def test_patch_edits_become_lsp_edits_that_give_the_patched_text():
     source = (
         'import os\n\n\ndef f(x):\n    """é😀"""\n    return x + 1\n\n\ndef g(y):\n    return y'
