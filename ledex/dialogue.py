@@ -108,9 +108,13 @@ def _fence(code: str, lang: str = "python") -> str:
 
 
 def problem_task(
-    description: str, tests: Sequence[str] = (), entry_point: str | None = None
+    description: str, tests: Sequence[object] = (), entry_point: str | None = None
 ) -> str:
-    """Turn 1 for a benchmark problem (MBPP or HumanEval style): the text, then its tests."""
+    """Turn 1 for a benchmark problem (MBPP, HumanEval or APPS style): the text, then its tests.
+
+    A test is an assert (str) or a stdin/stdout case (anything with `input` and `output`, e.g.
+    `ledex.sandbox.IOTest`); asserts are shown as code, stdin/stdout cases as example runs.
+    """
     text = _normalise(description).strip()
     # HumanEval prompts are code (signature and docstring): fenced, the model reads them as code.
     if _is_code(text):
@@ -118,11 +122,26 @@ def problem_task(
     parts = [text]
     if entry_point:
         parts.append(f"The function must be named `{entry_point}`.")
-    test_lines = [_normalise(test).strip() for test in tests]
+    test_lines = [_normalise(test).strip() for test in tests if isinstance(test, str)]
     test_lines = [test for test in test_lines if test]
     if test_lines:
         parts.append("Your code should pass these tests:\n\n" + _fence("\n".join(test_lines)))
+    io_cases = [_io_case(test) for test in tests if not isinstance(test, str)]
+    if io_cases:
+        parts.append(
+            "Your program reads standard input and writes standard output. "
+            "It should pass these tests:\n\n" + "\n\n".join(io_cases)
+        )
     return "\n\n".join(parts)
+
+
+def _io_case(test: object) -> str:
+    """A stdin/stdout test as the model sees it: the input, then the expected output."""
+    given, expected = getattr(test, "input", None), getattr(test, "output", None)
+    if not isinstance(given, str) or not isinstance(expected, str):
+        raise TypeError(f"a test must be an assert string or have str input/output, not {test!r}")
+    given, expected = _normalise(given).rstrip("\n"), _normalise(expected).rstrip("\n")
+    return f"Input:\n{_fence(given, '')}\nOutput:\n{_fence(expected, '')}"
 
 
 def function_task(

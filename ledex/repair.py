@@ -13,10 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ledex import dialogue
 from ledex.models.base import Backend, Sampling
+
+if TYPE_CHECKING:
+    from ledex.sandbox.programs import Test
 
 
 @dataclass(frozen=True)
@@ -245,7 +248,7 @@ class Problem:
 
     id: str
     description: str
-    tests: tuple[str, ...]
+    tests: tuple[Test, ...]  # asserts, or stdin/stdout cases (`ledex.sandbox.IOTest`)
     code: str
     entry_point: str | None = None
     setup: str = ""

@@ -17,8 +17,11 @@ from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Sa
 from ledex.models.spec import ModelSpec
 
 
-def load_pretrained(target: str) -> tuple[Any, Any]:
-    """(model, tokenizer) for a folder, hub id or .gguf file. Shared with the trainer."""
+def load_pretrained(target: str, *, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for a folder, hub id or .gguf file. Shared with the trainer.
+
+    `dtype` defaults to bfloat16 on a GPU and float32 on a CPU.
+    """
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as error:
@@ -28,7 +31,7 @@ def load_pretrained(target: str) -> tuple[Any, Any]:
     location, options = _pretrained_location(target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **options)
-        model = AutoModelForCausalLM.from_pretrained(location, **options, dtype=_dtype())
+        model = AutoModelForCausalLM.from_pretrained(location, **options, dtype=dtype or _dtype())
     except (OSError, ValueError) as error:  # no such folder/hub id, or not a model folder
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightsError(f"could not load {target!r} with transformers: {first_line}") from error

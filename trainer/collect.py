@@ -1,0 +1,556 @@
+"""`ledex-train collect`: execution-verified explanation and refinement data (LeDex §2.1).
+
+    ledex-train collect --source mbpp --split train --model embedded:0.5b --samples 20 \\
+        --refinements 10 --output_dir runs/mbpp-0.5b
+    ledex-train collect --config collect.yaml          # the same options from a YAML file
+
+1. Sample `samples` (k) solutions per problem at `temperature` (chat prompt; `--no_chat` gives base
+   models `shots` worked examples from MBPP's prompt split), read the code out of each reply, drop
+   duplicates by normalised code (AST), run every unique solution against the problem's tests in
+   the sandbox (parallel warm workers) and write it as a `Sample` (correct and wrong).
+2. For every wrong solution ask the teacher (default: the same model, LeDex's self-bootstrap) for
+   `refinements` (m) replies per style at `refine_temperature`, through `ledex.dialogue`; run each
+   refinement and write it as a `Trajectory`, verified or not, with its per-test results.
+
+Problems go in batches of `batch_size`: sampled, verified, written (fsync), refined, verified,
+written. The output folder is append-only: a rerun with the same settings skips what is there, so a
+kill -9 loses at most the batch in flight. The run ends with LeDex's Table 1 (stdout, `table.json`,
+`table.md`) and the share of wall time spent verifying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledex import dialogue
+from ledex.errors import LedexError
+from ledex.models.base import Backend, Conversation, Sampling
+from ledex.repair import normalise_code
+from ledex.sandbox.programs import Program, ProgramPool, ProgramResult
+from trainer import prompts
+from trainer.data import SOURCES, Task, load_tasks
+from trainer.records import (
+    SAMPLES_FILE,
+    TRAJECTORIES_FILE,
+    Sample,
+    Trajectory,
+    append_jsonl,
+    finished_keys,
+    read_records,
+)
+from trainer.solve import program_for
+
+PROBLEMS_FILE = "problems.jsonl"  # one line per problem whose sampling step is done
+CONFIG_FILE = "config.json"
+TABLE_JSON = "table.json"
+TABLE_MD = "table.md"
+UNPARSED = "unparsed"  # Trajectory.status when the teacher's reply had no usable code
+
+# Settings that change what is written: a rerun into the same folder must use the same ones.
+# (limit, batch_size, workers, styles and progress only change how much is done, or how fast.)
+_RECORD_SETTINGS = (
+    "source", "split", "model", "samples", "temperature", "top_p", "chat", "shots", "teacher",
+    "refinements", "refine_temperature", "max_tokens", "seed", "timeout", "shown_tests",
+)  # fmt: skip
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass
+class CollectConfig:
+    """Options of `ledex-train collect` (flags or a YAML file via --config)."""
+
+    source: str = field(default="mbpp", metadata=_help(f"data source: {', '.join(SOURCES)}"))
+    split: str | None = field(default=None, metadata=_help("split of the source (mbpp: prompt, test, validation, train); default: its training split; 'all': every problem"))  # fmt: skip
+    path: str | None = field(default=None, metadata=_help("local copy of the data (file or folder), or a hub id"))  # fmt: skip
+    limit: int | None = field(default=None, metadata=_help("use only the first N problems"))
+    model: str = field(default="embedded", metadata=_help("model spec that samples solutions (embedded, openai:URL#MODEL, hf:PATH, vllm:PATH)"))  # fmt: skip
+    samples: int = field(default=20, metadata=_help("k: solutions sampled per problem"))
+    temperature: float = field(default=1.0, metadata=_help("sampling temperature for solutions"))
+    top_p: float = field(default=0.95, metadata=_help("nucleus sampling for all generation"))
+    chat: bool = field(default=True, metadata=_help("instruct model: ask zero-shot; --no_chat gives base models few-shot examples"))  # fmt: skip
+    shots: int = field(default=3, metadata=_help("few-shot examples (MBPP prompt split) with --no_chat"))  # fmt: skip
+    teacher: str | None = field(default=None, metadata=_help("model spec that explains and refines (default: --model, self-bootstrap)"))  # fmt: skip
+    refinements: int = field(default=10, metadata=_help("m: teacher replies per wrong solution and style"))  # fmt: skip
+    refine_temperature: float = field(default=0.8, metadata=_help("temperature of the teacher"))
+    styles: list[str] = field(default_factory=lambda: ["explain+refine"], metadata=_help("dialogue styles: explain+refine and/or refine"))  # fmt: skip
+    max_tokens: int = field(default=1024, metadata=_help("token budget of every reply"))
+    seed: int = field(default=0, metadata=_help("sampling seed (each candidate gets seed + index)"))
+    output_dir: str = field(default="runs/collect", metadata=_help("folder for samples.jsonl, trajectories.jsonl and the table"))  # fmt: skip
+    batch_size: int = field(default=8, metadata=_help("problems per batch (a kill loses at most one)"))  # fmt: skip
+    workers: int | None = field(default=None, metadata=_help("sandbox workers (default: CPU count)"))  # fmt: skip
+    timeout: float = field(default=5.0, metadata=_help("seconds for one program and all its tests"))
+    shown_tests: int | None = field(default=3, metadata=_help("tests shown in the prompt (all still judge)"))  # fmt: skip
+    n_ctx: int | None = field(default=None, metadata=_help("context window of an embedded model"))
+    n_threads: int | None = field(default=None, metadata=_help("CPU threads of an embedded model (default: all; fewer leaves room for the sandbox)"))  # fmt: skip
+    progress: bool = field(default=True, metadata=_help("show a progress bar (--no_progress hides it)"))  # fmt: skip
+
+    def check(self) -> None:
+        """Raise ValueError for settings that cannot work (a usage error, exit code 2)."""
+        for name in ("samples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1")
+        if self.refinements < 0 or self.shots < 0:
+            raise ValueError("--refinements and --shots cannot be negative")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        bad = [style for style in self.styles if style not in dialogue.STYLES]
+        if bad or not self.styles:
+            raise ValueError(f"--styles must be among {', '.join(dialogue.STYLES)}, got {bad or 'none'}")  # fmt: skip
+        if self.timeout <= 0 or self.max_tokens < 1:
+            raise ValueError("--timeout and --max_tokens must be positive")
+
+    @property
+    def teacher_spec(self) -> str:
+        return self.teacher or self.model
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    wall: float = 0.0
+    generation: float = 0.0
+    verification: float = 0.0
+    programs: int = 0  # programs run in the sandbox by this invocation
+
+    def as_dict(self, problems: int) -> dict[str, float]:
+        return {
+            "wall_seconds": round(self.wall, 3),
+            "generation_seconds": round(self.generation, 3),
+            "verification_seconds": round(self.verification, 3),
+            "verification_share": round(self.verification / self.wall, 4) if self.wall else 0.0,
+            "programs_verified": self.programs,
+            "problems_per_minute": round(60 * problems / self.wall, 2) if self.wall else 0.0,
+        }
+
+
+class Collector:
+    """One `collect` run over an output folder; see the module docstring."""
+
+    def __init__(self, config: CollectConfig) -> None:
+        self.config = config
+        self.out = Path(config.output_dir)
+        self.timing = Timing()
+        self._backends: dict[str, Backend] = {}
+        self._pool: ProgramPool | None = None
+        self._shots: list[Task] | None = None
+        self.stats = {"correct": 0, "wrong": 0, "refinements": 0, "verified": 0}  # this invocation
+
+    # -- the pipeline
+
+    def run(self, tasks: Sequence[Task]) -> dict[str, Any]:
+        started = time.perf_counter()
+        _check_unique(tasks)
+        self._claim_folder()
+        sampled = finished_keys(self.out / PROBLEMS_FILE)
+        done = finished_keys(self.out / TRAJECTORIES_FILE)
+        samples = _by_problem(read_records(self.out / SAMPLES_FILE, Sample))
+        todo_at_start = sum(task.id not in sampled for task in tasks)
+        try:
+            with _progress(len(tasks), self.config.progress) as bar:
+                for batch in _chunks(list(tasks), self.config.batch_size):
+                    fresh = [task for task in batch if task.id not in sampled]
+                    if fresh:
+                        self._sample(fresh, samples)
+                        sampled.update(task.id for task in fresh)
+                    self._refine(batch, samples, done)
+                    bar.set_postfix(self.stats, refresh=False)
+                    bar.update(len(batch))
+        finally:
+            self.close()
+            self.timing.wall = time.perf_counter() - started
+        table = table_1(tasks, self.out, self.config.styles)
+        table["timing"] = self.timing.as_dict(todo_at_start)
+        table["settings"] = asdict(self.config)
+        write_table(table, self.out)
+        return table
+
+    def _sample(self, tasks: list[Task], samples: dict[str, list[Sample]]) -> None:
+        """Step 1 for one batch: sample, dedupe, verify, write Samples, mark the problems done."""
+        cfg = self.config
+        shots = self._few_shot()
+        conversations = [
+            prompts.solve_conversation(t, shots, shown_tests=cfg.shown_tests) for t in tasks
+        ]
+        sampling = Sampling(
+            n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
+            max_tokens=cfg.max_tokens, seed=cfg.seed,
+        )  # fmt: skip
+        replies = self._generate(cfg.model, conversations, sampling)
+        unique: list[tuple[Task, str, str]] = []  # (task, key, code)
+        marks = []
+        for task, completions in zip(tasks, replies, strict=True):
+            seen: set[str] = set()
+            unparsed = 0
+            for completion in completions:
+                parsed = dialogue.parse_reply(completion.text)
+                if isinstance(parsed, dialogue.ParseError):
+                    unparsed += 1
+                    continue
+                # HumanEval: a bare body or a whole function both become the program that runs.
+                code = program_for(task, parsed.code)
+                key = f"{task.id}/{_digest(code)}"
+                if key not in seen:
+                    seen.add(key)
+                    unique.append((task, key, code))
+            marks.append(_ProblemMark(task.id, cfg.samples, len(seen), unparsed))
+        results = self._verify([Program(code, t.tests, t.setup, cfg.timeout) for t, _, code in unique])
+        settings = {
+            "n": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
+            "max_tokens": cfg.max_tokens, "chat": cfg.chat, "shots": len(shots),
+            "shown_tests": cfg.shown_tests,
+        }  # fmt: skip
+        known = {s.key for task in tasks for s in samples.get(task.id, ())}
+        new = [
+            Sample(
+                key=key, problem_id=task.id, source=task.source, code=code,
+                passed=result.passed, status=result.status, feedback=result.feedback,
+                model=cfg.model, sampling=settings, seed=cfg.seed,
+            )  # fmt: skip
+            for (task, key, code), result in zip(unique, results, strict=True)
+            if key not in known  # a rerun after a kill between the two appends below
+        ]
+        append_jsonl(self.out / SAMPLES_FILE, new)
+        self.stats["correct"] += sum(sample.correct for sample in new)
+        self.stats["wrong"] += sum(not sample.correct for sample in new)
+        append_jsonl(self.out / PROBLEMS_FILE, marks)  # after the samples: a mark means "all written"
+        for sample in new:
+            samples.setdefault(sample.problem_id, []).append(sample)
+
+    def _refine(self, tasks: list[Task], samples: dict[str, list[Sample]], done: set[str]) -> None:
+        """Step 2 for one batch: m teacher replies per wrong solution and style, verified, written."""
+        cfg = self.config
+        if cfg.refinements == 0:
+            return
+        jobs: list[tuple[Task, Sample, str, list[int]]] = []  # (task, wrong sample, style, indices)
+        for task in tasks:
+            for sample in samples.get(task.id, ()):
+                if sample.correct:
+                    continue
+                for style in cfg.styles:
+                    missing = [
+                        j for j in range(cfg.refinements)
+                        if f"{sample.key}/{style}/{j}" not in done
+                    ]  # fmt: skip
+                    if missing:
+                        jobs.append((task, sample, style, missing))
+        if not jobs:
+            return
+        texts = {task.id: prompts.task_text(task, cfg.shown_tests) for task in tasks}
+        conversations = [
+            dialogue.build_conversation(texts[t.id], s.code, s.feedback, style=style)  # type: ignore[arg-type]
+            for t, s, style, _ in jobs
+        ]
+        sampling = Sampling(
+            n=cfg.refinements, temperature=cfg.refine_temperature, top_p=cfg.top_p,
+            max_tokens=cfg.max_tokens, seed=cfg.seed,
+        )  # fmt: skip
+        replies = self._generate(cfg.teacher_spec, conversations, sampling)
+        pending: list[tuple[Task, Sample, str, int, str, dialogue.Reply | dialogue.ParseError]] = []
+        for (task, sample, style, missing), completions in zip(jobs, replies, strict=True):
+            for j in missing:
+                text = completions[j].text
+                pending.append((task, sample, style, j, text, dialogue.parse_reply(text, style=style)))  # type: ignore[arg-type]
+        # Identical refinements of the same problem are run once.
+        programs: dict[str, Program] = {}
+        for task, _, _, _, _, parsed in pending:
+            if isinstance(parsed, dialogue.Reply):
+                code = program_for(task, parsed.code)
+                programs.setdefault(
+                    f"{task.id}/{_digest(code)}", Program(code, task.tests, task.setup, cfg.timeout)
+                )
+        verdicts = dict(zip(programs, self._verify(list(programs.values())), strict=True))
+        settings = {
+            "n": cfg.refinements, "temperature": cfg.refine_temperature, "top_p": cfg.top_p,
+            "max_tokens": cfg.max_tokens, "shown_tests": cfg.shown_tests,
+        }  # fmt: skip
+        records = []
+        for task, sample, style, j, text, parsed in pending:
+            common = {
+                "key": f"{sample.key}/{style}/{j}", "problem_id": task.id, "source": task.source,
+                "task": texts[task.id], "wrong_code": sample.code, "feedback": sample.feedback,
+                "style": style, "reply": text, "teacher": cfg.teacher_spec,
+                "sampling": settings, "seed": cfg.seed,
+            }  # fmt: skip
+            if isinstance(parsed, dialogue.ParseError):
+                records.append(Trajectory(
+                    **common, explanation="", refinement="", passed=[False] * len(task.tests),
+                    status=UNPARSED, parse_error=parsed.message,
+                ))  # fmt: skip
+                continue
+            code = program_for(task, parsed.code)
+            result = verdicts[f"{task.id}/{_digest(code)}"]
+            records.append(Trajectory(
+                **common, explanation=parsed.explanation, refinement=code,
+                passed=result.passed, status=result.status,
+            ))  # fmt: skip
+        append_jsonl(self.out / TRAJECTORIES_FILE, records)
+        self.stats["refinements"] += len(records)
+        self.stats["verified"] += sum(record.verified for record in records)
+        done.update(record.key for record in records)
+
+    # -- the machinery
+
+    def _generate(
+        self, spec: str, conversations: list[Conversation], sampling: Sampling
+    ) -> list[list[Any]]:
+        backend = self._backend(spec)
+        started = time.perf_counter()
+        try:
+            # One call per batch: vLLM's engine and batching servers schedule it as a whole.
+            replies = backend.generate(conversations, sampling)
+        finally:
+            self.timing.generation += time.perf_counter() - started
+        if len(replies) != len(conversations) or any(len(r) < sampling.n for r in replies):
+            raise LedexError(f"the model {spec} returned fewer completions than asked for")
+        return replies
+
+    def _verify(self, programs: list[Program]) -> list[ProgramResult]:
+        if not programs:
+            return []
+        if self._pool is None:
+            self._pool = ProgramPool(self.config.workers or os.cpu_count() or 1)
+        started = time.perf_counter()
+        try:
+            return self._pool.run_many(programs)
+        except RuntimeError as error:  # a worker that cannot start: the sandbox itself is broken
+            raise LedexError(f"the sandbox could not run the programs: {error}") from error
+        finally:
+            self.timing.verification += time.perf_counter() - started
+            self.timing.programs += len(programs)
+
+    def _backend(self, spec: str) -> Backend:
+        if spec not in self._backends:  # the teacher is the same object when it is the model
+            from ledex.models import load_backend
+
+            # Options a backend does not take are ignored by it (load_backend's contract).
+            options = {"n_ctx": self.config.n_ctx, "n_threads": self.config.n_threads}
+            self._backends[spec] = load_backend(
+                spec, **{k: v for k, v in options.items() if v is not None}
+            )
+        return self._backends[spec]
+
+    def _few_shot(self) -> list[Task]:
+        if self.config.chat or self.config.shots == 0:
+            return []
+        if self._shots is None:
+            self._shots = prompts.mbpp_shots(self.config.shots)
+        return self._shots
+
+    def _claim_folder(self) -> None:
+        """Write the record-shaping settings once; refuse to mix runs with different ones."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / CONFIG_FILE
+        mine = {name: getattr(self.config, name) for name in _RECORD_SETTINGS}
+        if path.exists():
+            try:
+                theirs = json.loads(path.read_text())
+            except ValueError as error:
+                raise LedexError(f"{path} is not valid JSON ({error}); fix or remove it") from None
+            changed = [n for n in _RECORD_SETTINGS if n in theirs and theirs[n] != mine[n]]
+            if changed:
+                detail = ", ".join(f"{n}={theirs[n]!r} (now {mine[n]!r})" for n in changed)
+                raise LedexError(
+                    f"{self.out} holds a run with other settings: {detail}; resume with the same "
+                    "settings or choose another --output_dir"
+                )
+            return
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(mine, indent=2) + "\n")
+        temporary.replace(path)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+
+
+@dataclass(frozen=True)
+class _ProblemMark:
+    """problems.jsonl: a problem whose sampling step is written (it may have no usable solution)."""
+
+    key: str  # the problem id
+    asked: int  # completions asked for
+    unique: int  # unique parsed solutions
+    unparsed: int  # replies without usable code
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(normalise_code(code).encode()).hexdigest()[:16]
+
+
+def _check_unique(tasks: Sequence[Task]) -> None:
+    seen: set[str] = set()
+    for task in tasks:
+        if task.id in seen:
+            raise LedexError(f"problem id {task.id!r} appears twice; ids must be unique")
+        seen.add(task.id)
+
+
+def _by_problem(records: Iterator[Sample]) -> dict[str, list[Sample]]:
+    grouped: dict[str, list[Sample]] = {}
+    keys: set[str] = set()
+    for sample in records:
+        if sample.key not in keys:  # a duplicate line never counts twice
+            keys.add(sample.key)
+            grouped.setdefault(sample.problem_id, []).append(sample)
+    return grouped
+
+
+def _chunks(items: list[Task], size: int) -> Iterator[list[Task]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    # tqdm shows the rate (problems/s) and the ETA; on stderr, so stdout keeps only the table.
+    return tqdm(total=total, unit="problem", desc="collect", disable=not enabled, file=sys.stderr)
+
+
+# --- Table 1 -------------------------------------------------------------------------------------
+
+
+def table_1(tasks: Sequence[Task], out: Path, styles: Sequence[str]) -> dict[str, Any]:
+    """LeDex's Table 1 for the problems of this run, counted from the files (so a resumed run and an
+    uninterrupted one give the same numbers)."""
+    ids = {task.id for task in tasks}
+    samples = {s.key: s for s in read_records(out / SAMPLES_FILE, Sample) if s.problem_id in ids}
+    verified_by_style: dict[str, set[str]] = {style: set() for style in styles}
+    counts = {style: {"refinements": 0, "verified": 0} for style in styles}
+    seen: set[str] = set()
+    for trajectory in read_records(out / TRAJECTORIES_FILE, Trajectory):
+        if trajectory.problem_id not in ids or trajectory.style not in counts:
+            continue
+        if trajectory.key in seen:
+            continue
+        seen.add(trajectory.key)
+        counts[trajectory.style]["refinements"] += 1
+        if trajectory.verified:
+            counts[trajectory.style]["verified"] += 1
+            verified_by_style[trajectory.style].add(trajectory.key.rsplit("/", 2)[0])
+    wrong = [key for key, s in samples.items() if not s.correct]
+    fixed = set().union(*verified_by_style.values()) & set(wrong)
+    return {
+        "problems": len(ids),
+        "problems_with_samples": len({s.problem_id for s in samples.values()}),
+        "unique_solutions": len(samples),
+        "correct": len(samples) - len(wrong),
+        "wrong": len(wrong),
+        "wrong_refined": len(fixed),
+        "refinement_rate": round(len(fixed) / len(wrong), 4) if wrong else 0.0,
+        "styles": {
+            style: {
+                **counts[style],
+                "wrong_refined": len(verified_by_style[style] & set(wrong)),
+                "refinement_rate": round(len(verified_by_style[style] & set(wrong)) / len(wrong), 4) if wrong else 0.0,  # fmt: skip
+            }
+            for style in styles
+        },
+    }
+
+
+def table_markdown(table: dict[str, Any]) -> str:
+    rate = f"{100 * table['refinement_rate']:.1f}%"
+    lines = [
+        "| Problems | Unique solutions | Correct | Wrong | Wrong with >= 1 verified refinement | Rate |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {table['problems']} | {table['unique_solutions']} | {table['correct']} | "
+        f"{table['wrong']} | {table['wrong_refined']} | {rate} |",
+        "",
+        "| Style | Refinements | Verified | Wrong refined | Rate |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for style, row in table["styles"].items():
+        lines.append(
+            f"| {style} | {row['refinements']} | {row['verified']} | {row['wrong_refined']} | "
+            f"{100 * row['refinement_rate']:.1f}% |"
+        )
+    timing = table.get("timing")
+    if timing:
+        lines += [
+            "",
+            f"This invocation: {timing['wall_seconds']:.1f} s wall, "
+            f"{timing['generation_seconds']:.1f} s generating, "
+            f"{timing['verification_seconds']:.1f} s verifying "
+            f"({100 * timing['verification_share']:.1f}% of wall time, "
+            f"{timing['programs_verified']} programs), "
+            f"{timing['problems_per_minute']:.2f} new problems/min.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: dict[str, Any], out: Path) -> None:
+    (out / TABLE_JSON).write_text(json.dumps(table, indent=2) + "\n")
+    (out / TABLE_MD).write_text(table_markdown(table))
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def parse_config(argv: Sequence[str]) -> CollectConfig:
+    from trl import TrlParser  # argparse over the dataclass, plus --config FILE.yaml
+
+    parser = TrlParser((CollectConfig,), prog="ledex-train collect", description=__doc__.splitlines()[0])  # fmt: skip
+    (config,) = parser.parse_args_and_config(list(argv))
+    return config
+
+
+# LeDex collects from training splits; a user's own file has none unless its lines say so.
+DEFAULT_SPLITS = {"mbpp": "train", "apps": "train", "codecontests": "train"}
+
+
+def split_of(config: CollectConfig) -> str | None:
+    if config.split in (None, ""):
+        return DEFAULT_SPLITS.get(config.source)
+    return None if config.split == "all" else config.split
+
+
+def collect(config: CollectConfig) -> dict[str, Any]:
+    """Run `collect` with `config`; returns Table 1 (also written to the output folder)."""
+    config.check()
+    tasks = load_tasks(config.source, split=split_of(config), path=config.path, limit=config.limit)
+    if not tasks:
+        raise LedexError(f"no problems in {config.source} (split {split_of(config)!r})")
+    return Collector(config).run(tasks)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(sys.argv[1:] if argv is None else argv)
+    try:
+        table = collect(config)
+    except ValueError as error:  # bad settings: a usage error
+        print(f"ledex-train collect: error: {error}", file=sys.stderr)
+        return 2
+    except LedexError as error:
+        print(
+            f"ledex-train collect: error: {error}\n"
+            f"(what was written is kept in {config.output_dir}; rerun the same command to resume)",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print(f"ledex-train collect: interrupted; rerun to resume from {config.output_dir}", file=sys.stderr)  # fmt: skip
+        return 130
+    print(table_markdown(table), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

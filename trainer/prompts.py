@@ -1,0 +1,57 @@
+"""How the trainer asks for a *first* solution (LeDex §2.1 step 1; the repair turns are dialogue.py's).
+
+One user turn: the task as `ledex.dialogue.problem_task` renders it (so the repair conversation's
+turn 1 is the very same text), then the instruction to answer with one fenced block. Base models get
+`shots` worked examples first (LeDex: 3-shot from MBPP's prompt split), as earlier user/assistant
+turns; instruct models get the task alone (`shots=()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ledex import dialogue
+from ledex.models.base import Message
+from trainer.data import Task
+
+SOLVE_INSTRUCTION = "Write the complete solution in one ```python block."
+#: the MBPP prompt-split tasks the MBPP paper used as few-shot examples
+SHOT_IDS = ("mbpp/2", "mbpp/3", "mbpp/4")
+
+
+def task_text(task: Task, shown_tests: int | None = None) -> str:
+    """Turn 1 of every conversation about `task`: its description and (the first few of) its tests.
+
+    All tests still judge a solution; long stdin/stdout suites (APPS, CodeContests) would not fit a
+    prompt, so only the first `shown_tests` are shown.
+    """
+    tests = task.tests if shown_tests is None else task.tests[:shown_tests]
+    return dialogue.problem_task(task.description, tests, task.entry_point)
+
+
+def solve_conversation(
+    task: Task, shots: Sequence[Task] = (), *, shown_tests: int | None = None
+) -> list[Message]:
+    """The prompt that samples a solution for `task` (few-shot when `shots` are given)."""
+    messages: list[Message] = []
+    for shot in shots:
+        if not shot.reference.strip():
+            raise ValueError(f"few-shot example {shot.id} has no reference solution")
+        messages.append({"role": "user", "content": _ask(shot, shown_tests)})
+        messages.append({"role": "assistant", "content": f"```python\n{shot.reference.strip()}\n```"})
+    messages.append({"role": "user", "content": _ask(task, shown_tests)})
+    return messages
+
+
+def _ask(task: Task, shown_tests: int | None) -> str:
+    return f"{task_text(task, shown_tests)}\n\n{SOLVE_INSTRUCTION}"
+
+
+def mbpp_shots(count: int = 3, path: str | None = None) -> list[Task]:
+    """`count` worked examples from MBPP's prompt split (tasks 2, 3, 4 first, as the paper)."""
+    from trainer.data.mbpp import load
+
+    prompt = load("prompt", path)
+    preferred = [t for t in prompt if t.id in SHOT_IDS]
+    rest = [t for t in prompt if t.id not in SHOT_IDS]
+    return (preferred + rest)[:count]
