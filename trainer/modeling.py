@@ -23,12 +23,34 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledex import weights
 from ledex.errors import WeightsError
+
+
+@dataclass
+class AdaptationArguments:
+    """How `sft` and `rl` adapt the model: a LoRA adapter (the default) or all weights, and
+    whether to continue an interrupted run. Shared by both stages' script arguments."""
+
+    full_finetune: bool = field(
+        default=False, metadata={"help": "train all weights instead of a LoRA adapter"}
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "modules to adapt (default: all attention and MLP projections)"},
+    )
+    resume: bool = field(
+        default=True,
+        metadata={"help": "continue from the last checkpoint in output_dir, if there is one"},
+    )
+
 
 GGUF_CACHE = "hf-from-gguf"
 _DONE = "ledex-source.json"

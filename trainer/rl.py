@@ -44,6 +44,7 @@ from trl import GRPOConfig
 
 from ledex.dialogue import STYLES, build_conversation
 from ledex.errors import LedexError
+from trainer.modeling import AdaptationArguments
 from trainer.records import TRAJECTORIES_FILE, Trajectory, read_records
 from trainer.rewards import REWARDS, encode_tests
 
@@ -55,7 +56,7 @@ class RLDataError(LedexError):
 
 
 @dataclass
-class RLScriptArguments:
+class RLScriptArguments(AdaptationArguments):
     """What to train on, which rewards, and how to adapt the model."""
 
     data: str = field(
@@ -123,20 +124,6 @@ class RLScriptArguments:
     )
     outcome_temperature: float = field(default=0.8, metadata={"help": "their sampling temperature"})
     outcome_max_tokens: int = field(default=512, metadata={"help": "their token budget"})
-    full_finetune: bool = field(
-        default=False, metadata={"help": "train all weights instead of a LoRA adapter"}
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] | None = field(
-        default=None,
-        metadata={"help": "modules to adapt (default: all attention and MLP projections)"},
-    )
-    resume: bool = field(
-        default=True,
-        metadata={"help": "continue from the last checkpoint in output_dir, if there is one"},
-    )
 
 
 @dataclass

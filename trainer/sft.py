@@ -35,14 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ledex.errors import LedexError
 from trl import SFTConfig
+
+from ledex.errors import LedexError
+from trainer.modeling import AdaptationArguments
 
 RUN_INFO = "ledex-run.json"
 
 
 @dataclass
-class SFTScriptArguments:
+class SFTScriptArguments(AdaptationArguments):
     """What to train on, and how to adapt the model."""
 
     data: str = field(
@@ -61,20 +63,6 @@ class SFTScriptArguments:
         metadata={"help": "dialogue styles to train on: explain+refine and/or refine (default: both)"},
     )
     max_examples: int | None = field(default=None, metadata={"help": "use at most this many examples"})
-    full_finetune: bool = field(
-        default=False, metadata={"help": "train all weights instead of a LoRA adapter"}
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_target_modules: list[str] | None = field(
-        default=None,
-        metadata={"help": "modules to adapt (default: all attention and MLP projections)"},
-    )
-    resume: bool = field(
-        default=True,
-        metadata={"help": "continue from the last checkpoint in output_dir, if there is one"},
-    )
 
 
 @dataclass
