@@ -2,6 +2,7 @@
 
     python benchmarks/rl_speed.py [--model embedded:0.5b] [--steps 4] [--prompts 8]
                                   [--num_generations 2] [--max_completion_length 64] [--threads N]
+                                  [--rewards refinement explanation] [--random_init]
 
 The data is real: the first `--prompts` MBPP train problems (../shared/data/mbpp), each with a wrong
 code made from its reference solution (the first `return` returns None) and the reference as the
@@ -11,6 +12,10 @@ optimizer step of `num_generations` completions of one prompt (batch = num_gener
 the median seconds per step after the first (which pays for warm-up), steps/s, the share of the
 step spent in the reward functions, the mean completion length, and the process's peak RSS (and the
 GPU's peak allocation when there is one). The first load of a GGUF model converts it (cached).
+`--random_init` builds the model from `--model`'s config with random weights, as in
+train_speed.py (same shapes, so the same speed; a machine with only the config and tokenizer can
+measure it). `--rewards refinement` leaves out the explanation reward (no embedding model needed).
+MBPP is read where `trainer.data` reads it (`$LEDEX_MBPP_PATH` points elsewhere).
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ def main() -> None:
     parser.add_argument("--num_generations", type=int, default=2)
     parser.add_argument("--max_completion_length", type=int, default=64)
     parser.add_argument("--embedding_model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--rewards", nargs="+", default=["refinement", "explanation"])
+    parser.add_argument("--random_init", action="store_true", help="random weights, same shapes")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     options = parser.parse_args()
@@ -85,15 +92,18 @@ def main() -> None:
     import torch
     from transformers import TrainerCallback
 
+    from benchmarks.train_speed import model_folder
     from trainer import rl
 
     if options.threads:
         torch.set_num_threads(options.threads)
     work = Path(tempfile.mkdtemp(prefix="ledex-rl-speed-"))
     count = make_collect_dir(work / "collect", options.prompts)
+    model = model_folder(options.model, options.random_init, work)
     args = [
         "--data", str(work / "collect"),
-        "--model", options.model,
+        "--model", model,
+        "--rewards", *options.rewards,
         "--output_dir", str(work / "rl"),
         "--embedding_model", options.embedding_model,
         "--num_generations", str(options.num_generations),
@@ -132,10 +142,14 @@ def main() -> None:
             self._start = 0.0
 
         def on_step_begin(self, *args, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             self._start = time.perf_counter()
             reward_seconds[0] = 0.0
 
         def on_step_end(self, *args, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             self.steps.append(time.perf_counter() - self._start)
             self.rewards.append(reward_seconds[0])
 
@@ -148,13 +162,17 @@ def main() -> None:
     median = statistics.median(timed_steps)
     reward_share = sum(clock.rewards[1:] or clock.rewards) / sum(timed_steps)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    dtype = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "float32"
     result = {
-        "model": options.model,
+        "model": options.model + (" (random init)" if options.random_init else ""),
+        "rewards": options.rewards,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "torch_threads": torch.get_num_threads(),
         "prompts": count,
         "num_generations": options.num_generations,
         "max_completion_length": options.max_completion_length,
+        "lora_r": None if script_args.full_finetune else script_args.lora_r,
+        "dtype": dtype,
         "steps": len(clock.steps),
         "load_seconds": round(load_seconds, 1),
         "first_step_seconds": round(clock.steps[0], 2),
