@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from typing import Any
 if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases.check_cases import CASES_ROOT, Case, apply_reference_fix, copy_case, load_cases
+from benchmarks.cases.check_cases import CASES_ROOT, Case, copy_case, load_cases, reference_fix_code
 from benchmarks.repair import select_cases
 
 SERVER = [sys.executable, "-m", "ledex", "serve"]
@@ -60,16 +59,6 @@ def ratio(numerator: list[float], denominator: list[float]) -> float | None:
     return statistics.median(numerator) / statistics.median(denominator)
 
 
-def reference_reply(case: Case, scratch: Path) -> str:
-    """The case's fixed function, as a model would reply it (explanation + fenced code)."""
-    from ledex import dialogue, patching
-
-    fixed = copy_case(case, scratch / f"{case.name}-fixed")
-    apply_reference_fix(case, fixed)
-    source = (fixed / case.fix_file).read_text()
-    symbol = patching.find_symbols(source)[case.bug_function]
-    code = textwrap.dedent(patching.symbol_source(source, symbol))
-    return dialogue.format_reply("The reference fix.", code)
 
 
 # --- the two baselines -------------------------------------------------------------------------
@@ -109,9 +98,8 @@ class Editor:
     the fix arrives as `workspace/applyEdit` like in an editor without lazy resolution."""
 
     def __init__(self, root: Path, model: str) -> None:
-        from pytest_lsp import make_test_lsp_client
-
         from lsprotocol import types
+        from pytest_lsp import make_test_lsp_client
 
         self.root, self.model = root, model
         self.client = make_test_lsp_client()
@@ -219,7 +207,9 @@ async def measure_case(case: Case, scratch: Path, repeat: int, model: str | None
     test_file = node.split("::", 1)[0]
     times = CaseTimes(case.name, node)
     project = copy_case(case, scratch / case.name)
-    reply = reference_reply(case, scratch)
+    from ledex import dialogue
+
+    reply = dialogue.format_reply("The reference fix.", reference_fix_code(case))
     loopback = None if model else LoopbackServer(reply=lambda messages, params: reply)
     if loopback is not None:
         loopback.__enter__()

@@ -161,6 +161,18 @@ def fixed_source(case: Case, source: str) -> str:
     return source
 
 
+def reference_fix_code(case: Case) -> str:
+    """The case's function after the reference fix, dedented: the reply of a model that found the
+    bug. Tests and benchmarks script their models with it."""
+    import textwrap
+
+    from ledex import patching
+
+    source = fixed_source(case, (case.path / case.fix_file).read_text(encoding="utf-8"))
+    symbol = patching.find_symbols(source)[case.bug_function]
+    return textwrap.dedent(patching.symbol_source(source, symbol))
+
+
 def apply_reference_fix(case: Case, dest_dir: str | Path) -> Path:
     """Apply the reference fix to the copy of the case in ``dest_dir``; returns the fixed file."""
     target = Path(dest_dir) / case.fix_file

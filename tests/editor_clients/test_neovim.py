@@ -15,13 +15,17 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from benchmarks.cases.check_cases import apply_reference_fix, copy_case, load_cases
-from ledex import dialogue, patching, weights
+from benchmarks.cases.check_cases import (
+    apply_reference_fix,
+    copy_case,
+    load_cases,
+    reference_fix_code,
+)
+from ledex import dialogue, weights
 from tests.support.openai_loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,19 +53,13 @@ def nvim() -> str:
     return found
 
 
-def fixed_function(scratch: Path) -> str:
-    """Inventory.remove as the reference fix has it, dedented, as a model would reply it."""
-    fixed = copy_case(EXAMPLE, scratch / "reference")
-    source = apply_reference_fix(EXAMPLE, fixed).read_text()
-    symbol = patching.find_symbols(source)[EXAMPLE.bug_function]
-    return textwrap.dedent(patching.symbol_source(source, symbol))
 
 
 @pytest.fixture
 def model(tmp_path: Path):
     """The scripted model, replying with the reference fix."""
     reply = dialogue.format_reply(
-        "It adds the quantity instead of subtracting it.", fixed_function(tmp_path)
+        "It adds the quantity instead of subtracting it.", reference_fix_code(EXAMPLE)
     )
     with LoopbackServer(reply=lambda messages, params: reply) as server:
         yield server

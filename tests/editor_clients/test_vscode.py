@@ -15,19 +15,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import shutil
+import signal
 import subprocess
 import sys
-import textwrap
 import zipfile
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from benchmarks.cases.check_cases import apply_reference_fix, copy_case, load_cases
-from ledex import dialogue, patching
+from benchmarks.cases.check_cases import (
+    copy_case,
+    load_cases,
+    reference_fix_code,
+)
+from ledex import dialogue
 from lsp_server.settings import RUN_ON, Settings
 from tests.support.openai_loopback import LoopbackServer
 
@@ -148,13 +151,6 @@ def test_package_builds_a_vsix(vsix):
 (EXAMPLE,) = load_cases(ROOT / "examples")
 
 
-def _reference_fix(scratch: Path) -> str:
-    """The fixed function of the example, as a model would reply it."""
-    fixed = copy_case(EXAMPLE, scratch / "fixed")
-    apply_reference_fix(EXAMPLE, fixed)
-    source = (fixed / EXAMPLE.fix_file).read_text()
-    symbol = patching.find_symbols(source)[EXAMPLE.bug_function]
-    return textwrap.dedent(patching.symbol_source(source, symbol))
 
 
 def _clear(artifacts: Path) -> None:
@@ -187,7 +183,7 @@ def test_explain_and_fix_in_code_server(vsix, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` ({SETUP_HINT})")
     workspace = copy_case(EXAMPLE, tmp_path / "workspace").resolve()
-    fixed_function = _reference_fix(tmp_path)
+    fixed_function = reference_fix_code(EXAMPLE)
     stock = workspace / EXAMPLE.fix_file
     expected = "self._counts[product] = self.count(product) - quantity"
     assert expected in fixed_function and expected not in stock.read_text()

@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.cases.check_cases import apply_reference_fix, copy_case, load_cases
+from benchmarks.cases.check_cases import (
+    apply_reference_fix,
+    copy_case,
+    load_cases,
+    reference_fix_code,
+)
 from ledex import dialogue, project_repair
-from ledex.repair import RepairConfig
 from ledex.sandbox.pytest_runner import run_pytest
 from tests.support.openai_loopback import LoopbackServer
 
@@ -38,17 +42,6 @@ def test_the_buggy_function_is_in_the_prompt_for_every_case(case, tmp_path):
         assert set(task.previously_passing) <= set(case.passing)
 
 
-def _reference_fix_code(case, tmp_path: Path) -> str:
-    """The fixed function as a model would return it."""
-    import textwrap
-
-    from ledex import patching
-
-    fixed = copy_case(case, tmp_path / "fixed")
-    apply_reference_fix(case, fixed)
-    source = (fixed / case.fix_file).read_text()
-    symbol = patching.find_symbols(source)[case.bug_function]
-    return textwrap.dedent(patching.symbol_source(source, symbol))
 
 
 def _example_case():
@@ -74,7 +67,7 @@ def test_ledex_fix_json_with_a_verified_fix_writes_nothing(tmp_path):
     project = tmp_path / "project"
     copy_case(case, project)
     before = _snapshot(project)
-    with _scripted(_reference_fix_code(case, tmp_path)) as server:
+    with _scripted(reference_fix_code(case)) as server:
         result = _ledex_fix(str(project), "--model", f"openai:{server.url}#m", "-n", "1", "--json",
                             "--python", sys.executable)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -92,7 +85,7 @@ def test_ledex_fix_apply_writes_the_verified_fix(tmp_path):
     case = _example_case()
     project = tmp_path / "project"
     copy_case(case, project)
-    with _scripted(_reference_fix_code(case, tmp_path)) as server:
+    with _scripted(reference_fix_code(case)) as server:
         result = _ledex_fix(str(project), "--model", f"openai:{server.url}#m", "-n", "1", "--apply",
                             "--python", sys.executable)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -104,7 +97,7 @@ def test_a_fix_that_also_fixes_the_next_failing_test_is_reused_without_asking_th
     case = next(c for c in CASES if c.name == "mean_integer_division")  # one bug, two failing tests
     project = tmp_path / "project"
     copy_case(case, project)
-    with _scripted(_reference_fix_code(case, tmp_path), "It floors the division.") as server:
+    with _scripted(reference_fix_code(case), "It floors the division.") as server:
         result = _ledex_fix(str(project), "--model", f"openai:{server.url}#m", "-n", "1", "--json",
                             "--python", sys.executable)  # fmt: skip
         asked = len(server.chat_requests)

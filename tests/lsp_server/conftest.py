@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import textwrap
 import time
 import uuid
 from collections.abc import Callable
@@ -21,8 +20,8 @@ import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
-from benchmarks.cases.check_cases import apply_reference_fix, copy_case, load_cases
-from ledex import dialogue, patching
+from benchmarks.cases.check_cases import copy_case, load_cases
+from ledex import dialogue
 from lsp_server.text import apply_text_edits, path_of, uri_of
 from tests.support.openai_loopback import LoopbackServer
 
@@ -33,13 +32,6 @@ CASES = {case.name: case for case in load_cases(ROOT / "benchmarks" / "cases")}
 CASES[EXAMPLE.name] = EXAMPLE
 
 
-def reference_fix(case, scratch: Path) -> str:
-    """The fixed function, as a model would reply it."""
-    fixed = copy_case(case, scratch / f"{case.name}-fixed")
-    apply_reference_fix(case, fixed)
-    source = (fixed / case.fix_file).read_text()
-    symbol = patching.find_symbols(source)[case.bug_function]
-    return textwrap.dedent(patching.symbol_source(source, symbol))
 
 
 class Model:

@@ -8,8 +8,9 @@ import sys
 
 from lsprotocol import types
 
+from benchmarks.cases.check_cases import reference_fix_code
 from ledex.sandbox.pytest_runner import run_pytest
-from tests.lsp_server.conftest import CASES, capabilities, reference_fix
+from tests.lsp_server.conftest import CASES, capabilities
 from tests.support.openai_loopback import Failure
 
 NODE = "tests/test_marks.py::test_average_nothing_handed_in"
@@ -26,7 +27,7 @@ async def _failing(editor):
 async def test_resolve_returns_the_verified_edit_and_applying_it_makes_the_tests_pass(
     start, model, tmp_path
 ):
-    model.answer(EXPLANATION, reference_fix(CASES["gradebook_empty_guard"], tmp_path))
+    model.answer(EXPLANATION, reference_fix_code(CASES["gradebook_empty_guard"]))
     editor = await start()
     diagnostics = await _failing(editor)
     (action,) = await editor.quick_fixes(TEST_FILE, diagnostics)
@@ -77,7 +78,7 @@ async def test_resolve_returns_the_verified_edit_and_applying_it_makes_the_tests
 async def test_a_client_without_resolve_gets_a_command_that_ends_in_apply_edit(
     start, model, tmp_path
 ):
-    model.answer(EXPLANATION, reference_fix(CASES["gradebook_empty_guard"], tmp_path))
+    model.answer(EXPLANATION, reference_fix_code(CASES["gradebook_empty_guard"]))
     editor = await start(caps=capabilities("emacs"))  # eglot: no resolveSupport
     diagnostics = await _failing(editor)
     (action,) = await editor.quick_fixes(TEST_FILE, diagnostics)
@@ -127,7 +128,7 @@ async def test_an_unverified_reply_is_no_quick_fix_unless_show_unverified(start,
 
 
 async def test_a_document_edited_during_the_repair_gets_no_stale_edit(start, model, tmp_path):
-    model.answer(EXPLANATION, reference_fix(CASES["gradebook_empty_guard"], tmp_path))
+    model.answer(EXPLANATION, reference_fix_code(CASES["gradebook_empty_guard"]))
     model.server.fail(Failure.slow(2.0))
     editor = await start(caps=capabilities("emacs"))
     diagnostics = await _failing(editor)
@@ -150,7 +151,7 @@ async def test_a_document_edited_during_the_repair_gets_no_stale_edit(start, mod
 
 
 async def test_a_document_saved_during_the_repair_gets_a_recomputed_edit(start, model, tmp_path):
-    model.answer(EXPLANATION, reference_fix(CASES["gradebook_empty_guard"], tmp_path))
+    model.answer(EXPLANATION, reference_fix_code(CASES["gradebook_empty_guard"]))
     model.server.fail(Failure.slow(2.0))
     editor = await start(caps=capabilities("emacs"))
     diagnostics = await _failing(editor)
@@ -178,7 +179,7 @@ async def test_a_document_saved_during_the_repair_gets_a_recomputed_edit(start, 
 
 async def test_fix_all_of_a_file_honours_context_only(start, model, tmp_path):
     case = CASES["binary_search_bounds"]
-    model.answer("The upper bound skips the last element.", reference_fix(case, tmp_path))
+    model.answer("The upper bound skips the last element.", reference_fix_code(case))
     editor = await start(case.name)
     test_file = case.failing[0].split("::")[0]
     editor.open(test_file)

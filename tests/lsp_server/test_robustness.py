@@ -11,7 +11,8 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from tests.lsp_server.conftest import CASES, capabilities, raw_request, reference_fix
+from benchmarks.cases.check_cases import reference_fix_code
+from tests.lsp_server.conftest import CASES, capabilities, raw_request
 from tests.support.openai_loopback import Failure
 
 TEST_FILE = "tests/test_marks.py"
@@ -27,7 +28,7 @@ async def test_hover_is_answered_while_a_repair_runs_and_cancel_request_stops_it
     start, model, tmp_path
 ):
     model.answer(
-        "Guard the handed-in marks.", reference_fix(CASES["gradebook_empty_guard"], tmp_path)
+        "Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"])
     )
     model.server.fail(Failure.slow(3.0))
     editor = await start(caps=capabilities("emacs"))
@@ -61,7 +62,7 @@ async def test_hover_is_answered_while_a_repair_runs_and_cancel_request_stops_it
 
 async def test_the_progress_cancel_button_stops_a_repair(start, model, tmp_path):
     model.answer(
-        "Guard the handed-in marks.", reference_fix(CASES["gradebook_empty_guard"], tmp_path)
+        "Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"])
     )
     model.server.fail(Failure.slow(2.0))
     editor = await start(caps=capabilities("emacs"))
@@ -156,7 +157,7 @@ async def test_a_settings_change_reruns_the_tests_with_the_new_arguments(start):
 
 async def test_repairs_in_one_workspace_queue_and_share_a_fix(start, model, tmp_path):
     case = CASES["binary_search_bounds"]
-    model.answer("The upper bound skips the last element.", reference_fix(case, tmp_path))
+    model.answer("The upper bound skips the last element.", reference_fix_code(case))
     model.server.fail(Failure.slow(1.5))
     editor = await start(case.name, caps=capabilities("emacs"))
     test_file = case.failing[0].split("::")[0]
@@ -176,7 +177,7 @@ async def test_repairs_in_one_workspace_queue_and_share_a_fix(start, model, tmp_
 
 async def test_shutdown_while_a_repair_runs_exits_at_once(start, model, tmp_path):
     model.answer(
-        "Guard the handed-in marks.", reference_fix(CASES["gradebook_empty_guard"], tmp_path)
+        "Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"])
     )
     model.server.fail(Failure.slow(20.0))
     editor = await start(caps=capabilities("emacs"))
