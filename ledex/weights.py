@@ -11,8 +11,6 @@ truncated chunk leaves nothing behind but a clear error.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import importlib.metadata as md
 import json
@@ -21,11 +19,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ledex.errors import WeightsError
+from ledex.filelock import file_lock
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 _BLOCK = 8 << 20
@@ -274,7 +273,7 @@ def install(
     model = resolve(name)
     dest = model_path(model)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with _install_lock(dest):
+    with file_lock(dest.with_name(dest.name + ".lock")):  # two installs take turns
         if not force and is_installed(model):
             return dest
         staging = cache_dir() / "chunks" / model.name
@@ -290,16 +289,6 @@ def install(
         shutil.rmtree(staging, ignore_errors=True)  # the assembled file is the cache now
     return dest
 
-
-@contextlib.contextmanager
-def _install_lock(dest: Path) -> Iterator[None]:
-    """Two installs of the same model (two terminals, parallel tests) take turns."""
-    with open(dest.with_name(dest.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

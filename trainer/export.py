@@ -22,8 +22,6 @@ so the exported model is prompted exactly as it was trained. After an export the
 the `ledex fix --model ...` and the `ledex.model` server setting to use.
 """
 
-import contextlib
-import fcntl
 import hashlib
 import importlib.metadata as md
 import json
@@ -33,13 +31,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledex import weights
 from ledex.errors import LedexError
+from ledex.filelock import file_lock
 
 FORMATS = ("lora", "merged", "gguf")
 RUN_INFO = "ledex-run.json"  # written by `sft` (and `rl`): the base model of the adapter
@@ -219,7 +218,7 @@ def converter_tools(sdist: str | None = None) -> Path:
     if (folder / "convert_lora_to_gguf.py").is_file() and (folder / "conversion").is_dir():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder.parent / f"{version}.lock"):
+    with file_lock(folder.parent / f"{version}.lock"):
         if (folder / "convert_lora_to_gguf.py").is_file():
             return folder
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
@@ -296,15 +295,6 @@ def _extract_tools(archive: Path, into: Path) -> None:
     if not (into / "convert_lora_to_gguf.py").is_file():
         raise ExportError(f"{archive} does not contain vendor/llama.cpp/convert_lora_to_gguf.py")
 
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fresh(folder: Path) -> None:
@@ -423,18 +413,13 @@ def _say(text: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from trl import TrlParser
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    args = [arg for arg in args if arg != "--debug"]
-    try:
+    from trainer.cli import run_stage
+
+    def export(args: list[str]) -> None:
         (export_args,) = TrlParser((ExportArguments,), prog="ledex-train export").parse_args_and_config(args)
         run_export(export_args)
-    except LedexError as error:
-        if debug:
-            raise
-        print(f"ledex-train export: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+    return run_stage("export", argv, export)
 
 
 if __name__ == "__main__":

@@ -17,18 +17,17 @@ code the `hf:` backend uses, so a model trains and serves from the same weights.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ledex import weights
 from ledex.errors import WeightsError
+from ledex.filelock import file_lock
 
 
 @dataclass
@@ -210,7 +209,7 @@ def ensure_gguf_converted(source: ModelSource) -> Path:
     if (folder / _DONE).is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder.with_name(folder.name + ".lock")):
+    with file_lock(folder.with_name(folder.name + ".lock")):
         if (folder / _DONE).is_file():  # another process converted it meanwhile
             return folder
         _convert(source, folder)
@@ -262,15 +261,6 @@ def _forget_gguf_origin(model: Any) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
 
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def default_lora_targets(model: Any) -> list[str]:
