@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 STAGES = {
     "collect": "sample wrong solutions, get explanations and refinements, verify them by execution",
@@ -46,6 +46,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ledex-train: error: the '{args[0]}' stage is not implemented yet", file=sys.stderr)
         return 1
     return int(stage.main(args[1:]) or 0)
+
+
+def run_stage(stage: str, argv: Sequence[str] | None, body: Callable[[list[str]], object]) -> int:
+    """Run a stage's `body(args)`: a `LedexError` is one line and exit 1; `--debug` (ledex's flag,
+    taken out before TRL sees the arguments: TrainingArguments has its own `--debug`) shows the
+    traceback instead."""
+    from ledex.errors import LedexError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [arg for arg in args if arg != "--debug"]
+    try:
+        body(args)
+    except LedexError as error:
+        if debug:
+            raise
+        print(f"ledex-train {stage}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from ledex.errors import ContextOverflow, LedexError
 from ledex.models.base import Backend, Completion, Conversation, Sampling
 from trainer.data import SOURCES, Task, load_tasks
 from trainer.prompts import solve_conversation, task_text
-from trainer.records import append_jsonl, read_jsonl
+from trainer.records import append_jsonl, from_dict, read_jsonl
 from trainer.solve import extract_code, program_for
 
 SAMPLES_FILE = "samples.jsonl"
@@ -217,11 +217,6 @@ class EvalRefinement:
         return self.status == "passed" and bool(self.passed) and all(self.passed)
 
 
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    names = cls.__dataclass_fields__.keys()
-    return cls(**{k: v for k, v in data.items() if k in names})
-
-
 def sample_key(task_id: str, index: int) -> str:
     return f"{task_id}/{index}"
 
@@ -278,9 +273,9 @@ def _check_run_file(out: Path, config: EvalConfig) -> None:
 
 def load_state(config: EvalConfig, tasks: list[Task]) -> EvalState:
     out = Path(config.output_dir)
-    samples = {d["key"]: _from_dict(EvalSample, d) for d in read_jsonl(out / SAMPLES_FILE)}
+    samples = {d["key"]: from_dict(EvalSample, d) for d in read_jsonl(out / SAMPLES_FILE)}
     refinements = {
-        d["key"]: _from_dict(EvalRefinement, d) for d in read_jsonl(out / REFINEMENTS_FILE)
+        d["key"]: from_dict(EvalRefinement, d) for d in read_jsonl(out / REFINEMENTS_FILE)
     }
     return EvalState(tasks, samples, refinements)
 

@@ -89,10 +89,10 @@ class Trajectory:
         return bool(self.passed) and all(self.passed)
 
 
-R = TypeVar("R", Sample, Trajectory)
+R = TypeVar("R")  # a record dataclass: Sample, Trajectory, or a stage's own (eval's)
 
 
-def to_json(record: Sample | Trajectory) -> str:
+def to_json(record: Any) -> str:
     data = asdict(record)
     if isinstance(record, Trajectory):  # derived, but handy for people reading the file with jq
         data["pass_fraction"] = record.pass_fraction
@@ -148,7 +148,7 @@ def finished_keys(path: str | os.PathLike[str]) -> set[str]:
     return {str(data["key"]) for data in read_jsonl(path) if "key" in data}
 
 
-def append_jsonl(path: str | os.PathLike[str], records: Iterable[Sample | Trajectory]) -> int:
+def append_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
     """Append one batch and make it durable (fsync), so a kill loses at most the batch in flight.
 
     If the file ends in a torn line (a killed writer), that line is cut off first: it was never a

@@ -546,20 +546,9 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    # `--debug` (tracebacks) is ledex's, as in every ledex command; TrainingArguments has its own
-    # `--debug` with other values, reachable in a --config file.
-    debug = "--debug" in args
-    args = [arg for arg in args if arg != "--debug"]
-    try:
-        script_args, training_args, explicit = parse_args(args)
-        run(script_args, training_args, explicit)
-    except LedexError as error:
-        if debug:
-            raise
-        print(f"ledex-train rl: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    from trainer.cli import run_stage
+
+    return run_stage("rl", argv, lambda args: run(*parse_args(args)))
 
 
 if __name__ == "__main__":  # `accelerate launch -m trainer.rl ...`

@@ -321,18 +321,9 @@ def run(script_args: SFTScriptArguments, training_args: LedexSFTConfig, explicit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args  # ledex's flag (tracebacks), not TrainingArguments.debug
-    args = [arg for arg in args if arg != "--debug"]
-    try:
-        script_args, training_args, explicit = parse_args(args)
-        run(script_args, training_args, explicit)
-    except LedexError as error:
-        if debug:
-            raise
-        print(f"ledex-train sft: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    from trainer.cli import run_stage
+
+    return run_stage("sft", argv, lambda args: run(*parse_args(args)))
 
 
 if __name__ == "__main__":  # `accelerate launch -m trainer.sft ...` / `torchrun -m trainer.sft ...`
