@@ -2,7 +2,7 @@
 a verified fix, how long it takes, and how much of the time goes outside the model and pytest.
 
     python benchmarks/repair.py [--models embedded:0.5b embedded] [--styles explain+refine refine]
-                                [--rounds-list 1 3] [-n 2] [--seed 0] [--cases NAME ...] [--limit N]
+                                [--rounds-list 1 3] [-n 4] [--seed 0] [--cases NAME ...] [--limit N]
                                 [--out benchmarks/results/repair-TIMESTAMP.jsonl]
 
 Every case is copied to a temporary folder (without its case.json) and its tests are run once with
@@ -459,7 +459,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["explain+refine", "refine"],
     )
     add("--rounds-list", nargs="+", type=int, default=[1, 3], help="rounds per configuration")
-    add("-n", type=int, default=2, help="candidates per round (default: %(default)s)")
+    add("-n", type=int, default=4, help="candidates per round (default: %(default)s, as `ledex fix`)")
     add("--seed", type=int, default=0)
     add("--temperature", type=float, default=0.6)
     add("--max-tokens", type=int, default=1024)
@@ -591,7 +591,7 @@ class Runner:
 
         def progress(event: str, details: dict) -> None:
             if event in ("round", "generated"):
-                doing = "generating" if event == "round" else "verifying"
+                doing = "generating" if event == "round" else f"verifying {details['candidate']}/{args.n}"
                 where = f"round {details['round']}/{job.rounds} {doing}"
                 self.bar.update(self.task_id, description=f"{job.label}: {where}")
 

@@ -255,9 +255,13 @@ class _progress:
         if self.status is None:
             return
         if event == "round":
-            self.status.update(f"{self.test}: round {details['round']}/{details['rounds']}, generating {self.config.n} candidates")
+            self.status.update(f"{self.test}: round {details['round']}/{details['rounds']}, asking the model")
+        elif event == "generated":
+            self.status.update(f"{self.test}: round {details['round']}, verifying candidate {details['candidate']}/{self.config.n}")
         elif event == "verified":
-            self.status.update(f"{self.test}: round {details['round']}, verified candidate {details['candidate']}/{self.config.n}")
+            verdict = details["verdict"]
+            outcome = f"{verdict.passed}/{verdict.total} tests pass" if verdict else "no usable code"
+            self.status.update(f"{self.test}: round {details['round']}, candidate {details['candidate']}/{self.config.n}: {outcome}")
 
     def __exit__(self, *exc) -> None:
         if self.status is not None:

@@ -9,10 +9,13 @@ language server and the trainer's evaluation all see the same facts.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import re
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ledex import dialogue
@@ -27,7 +30,9 @@ class RepairConfig:
     n: int = 4  # candidates per round
     rounds: int = 3
     style: dialogue.Style = dialogue.DEFAULT_STYLE
-    temperature: float = 0.6
+    temperature: float = 0.6  # the first round's; later rounds add temperature_step each
+    temperature_step: float = 0.2
+    max_temperature: float = 1.0
     max_tokens: int = 1024
     seed: int | None = 0
     stop_at_first: bool = True  # stop at the first verified fix
@@ -166,9 +171,9 @@ def repair(
         result.rounds.append(record)
         notify("round", {"round": record.index, "rounds": config.rounds})
         conversation = dialogue.build_conversation(task, code, feedback, style=config.style, history=history)
-        replies = _generate(backend, conversation, config, round_index, record)
-        notify("generated", {"round": record.index, "candidates": len(replies)})
+        replies = _replies(backend, conversation, config, round_index, record, code)
         for index, reply in enumerate(replies):
+            notify("generated", {"round": record.index, "candidate": index + 1, "candidates": config.n})
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
                 break
@@ -180,10 +185,11 @@ def repair(
                 result.fix = candidate
                 if config.stop_at_first:
                     break
+        replies.close()  # a reply still being generated is not needed
         if result.fix is not None and config.stop_at_first or result.cancelled:
             break
         step = _next_step(record)
-        if step is not None:  # else nothing parsed: sample the same conversation again
+        if step is not None:  # else nothing ran: sample the same conversation again
             history.append(dialogue.Attempt(reply=step.reply, feedback=step.verdict.feedback))
             round_feedback = step.verdict.feedback
     result.seconds = time.perf_counter() - started
@@ -191,14 +197,84 @@ def repair(
     return result
 
 
-def _generate(backend: Backend, conversation: list, config: RepairConfig, round_index: int,
-              record: RoundRecord) -> list[str]:  # fmt: skip
+def _replies(backend: Backend, conversation: list, config: RepairConfig, round_index: int,
+             record: RoundRecord, code: str) -> Generator[str, None, None]:  # fmt: skip
+    """The round's n replies, in order, each generated only when the loop asks for it.
+
+    A backend that decodes one completion after another (llama.cpp on a laptop) is asked for one
+    at a time, so a fix verified early saves the rest, and each reply is cut off once its code
+    block is complete (the recap models write after it is never read). Other backends get the
+    whole round as one request, which they batch. The seeds are the same either way.
+    """
     seed = None if config.seed is None else config.seed + round_index * config.n
-    sampling = Sampling(n=config.n, temperature=config.temperature, max_tokens=config.max_tokens, seed=seed)
-    started = time.perf_counter()
-    (completions,) = backend.generate([conversation], sampling)
-    record.generation_seconds += time.perf_counter() - started
-    return [c.text for c in completions]
+    sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
+                        max_tokens=config.max_tokens, seed=seed)  # fmt: skip
+    if not backend.info.sequential:
+        started = time.perf_counter()
+        (completions,) = backend.generate([conversation], sampling)
+        record.generation_seconds += time.perf_counter() - started
+        yield from (c.text for c in completions)
+        return
+    for index in range(config.n):
+        one = replace(sampling, n=1, seed=sampling.seed_for(index))
+        started = time.perf_counter()
+        text = ""
+        with contextlib.closing(backend.stream(conversation, one)) as pieces:
+            for piece in pieces:
+                text += piece
+                if _ends_a_fence(piece, text) and _answer_complete(text, code, config.style):
+                    break
+        record.generation_seconds += time.perf_counter() - started
+        yield text
+
+
+def _temperature(config: RepairConfig, round_index: int) -> float:
+    """Later rounds sample hotter: at the first round's temperature a round mostly repeats the
+    candidates that already failed (LeDex samples refinements at 0.8)."""
+    if config.temperature == 0:
+        return 0.0
+    return min(config.max_temperature, config.temperature + round_index * config.temperature_step)
+
+
+_BARE_FENCE = re.compile(r"(?:`{3,}|~{3,})")
+
+
+def _ends_a_fence(piece: str, text: str) -> bool:
+    """The piece completed a bare fence line: a code block may just have closed."""
+    last_line = text.rstrip().rsplit("\n", 1)[-1].strip()
+    return ("`" in piece or "~" in piece) and _BARE_FENCE.fullmatch(last_line) is not None
+
+
+def _answer_complete(text: str, current: str, style: dialogue.Style) -> bool:
+    """The reply holds a complete answer: a closed code block that changes a definition of the
+    current code (not a quote of the bug), after its explanation when one is asked for."""
+    parsed = dialogue.parse_reply(text, style=style)
+    if isinstance(parsed, dialogue.ParseError) or parsed.truncated:
+        return False
+    if style == "explain+refine" and not parsed.explanation:
+        return False  # the explanation may follow the code
+    before = _definitions(current)
+    after = _definitions(parsed.code)
+    return any(before.get(name) != body for name, body in after.items())
+
+
+def _definitions(code: str) -> dict[str, str]:
+    """Functions and methods by qualified name, as their AST (formatting does not count)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError):
+        return {}
+    found: dict[str, str] = {}
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found[prefix + node.name] = ast.dump(node)
+            elif isinstance(node, ast.ClassDef):
+                visit(node.body, f"{prefix}{node.name}.")
+
+    visit(tree.body, "")
+    return found
 
 
 def _candidate(reply: str, round_number: int, index: int, style: dialogue.Style) -> Candidate:
@@ -224,15 +300,19 @@ def _verify(candidate: Candidate, verifier: Verifier, seen: dict[str, Candidate]
 
 
 def _next_step(record: RoundRecord) -> Candidate | None:
-    """The most promising candidate of a round (most tests passing) seeds the next round."""
-    ran = [c for c in record.candidates if c.verdict is not None and c.duplicate_of is None]
+    """The most promising candidate of a round (most tests passing) seeds the next round.
+
+    Only code that ran: a reply that could not be applied (the code unchanged, the test rewritten)
+    tells the model nothing new, and small models copy what is in their context, so the next round
+    samples the same conversation again, hotter.
+    """
+    ran = [c for c in record.candidates if c.verdict is not None and c.duplicate_of is None
+           and c.verdict.status != "rejected"]  # fmt: skip
     return max(ran, key=lambda c: c.score, default=None)
 
 
 def normalise_code(code: str) -> str:
     """Code compared by its AST (comments, blank lines and formatting do not count)."""
-    import ast
-
     try:
         return ast.dump(ast.parse(code))
     except (SyntaxError, ValueError, RecursionError):
@@ -262,6 +342,11 @@ class ProblemVerifier:
         self.timeout = timeout
 
     def verify(self, code: str) -> Verdict:
+        if normalise_code(code) == normalise_code(self.problem.code):  # as patching does for projects
+            return Verdict(0, len(self.problem.tests), "rejected", "The code is unchanged: it still fails the tests.")
+        return self.run(code)
+
+    def run(self, code: str) -> Verdict:
         from ledex.sandbox import run_program
 
         outcome = run_program(code, list(self.problem.tests), setup=self.problem.setup, timeout=self.timeout)
@@ -278,7 +363,7 @@ def repair_problem(
 ) -> RepairResult:
     """Repair a wrong benchmark solution; its first feedback comes from running it."""
     verifier = ProblemVerifier(problem)
-    first = verifier.verify(problem.code)
+    first = verifier.run(problem.code)
     result_target = problem.id
     if first.ok:
         return RepairResult(target=result_target)

@@ -169,8 +169,9 @@ class Progress:
                 text = f"{where}, asking the model for {n} candidate(s)"
                 step = 0.0
             elif event == "generated":
-                text = f"{where}, verifying {details.get('candidates', n)} candidate(s)"
-                step = 0.1
+                candidate = details.get("candidate", 1)
+                text = f"{where}, verifying candidate {candidate}/{n}"
+                step = (candidate - 0.5) / max(1, n)
             elif event == "verified":
                 verdict = details.get("verdict")
                 outcome = (
@@ -179,7 +180,7 @@ class Progress:
                     else "could not be used"
                 )
                 text = f"{where}, candidate {details.get('candidate')}/{n}: {outcome}"
-                step = 0.1 + 0.9 * details.get("candidate", 0) / max(1, n)
+                step = details.get("candidate", 0) / max(1, n)
             else:
                 return
             if key in session.in_progress:

@@ -65,6 +65,9 @@ class BackendInfo:
     model: str
     context_window: int | None = None
     details: dict[str, str] = field(default_factory=dict)
+    #: decodes the n completions of a request one after another rather than as a batch, so a
+    #: caller that may not need them all is better off asking for one at a time
+    sequential: bool = False
 
 
 class Backend(abc.ABC):

@@ -73,6 +73,7 @@ class EmbeddedBackend(Backend):
             model=model_path.name,
             context_window=n_ctx,
             details={"path": str(model_path), "adapter": str(adapter or "")},
+            sequential=True,
         )
 
     @classmethod

@@ -112,7 +112,7 @@ def test_parse_args_defaults(tmp_path):
     args = bench.parse_args([])
     assert args.models == ["embedded:0.5b", "embedded"]
     assert args.styles == ["explain+refine", "refine"]
-    assert args.rounds_list == [1, 3] and args.n == 2
+    assert args.rounds_list == [1, 3] and args.n == 4
     assert args.out.parent == bench.RESULTS_DIR and args.out.suffix == ".jsonl"
     with pytest.raises(SystemExit):
         bench.parse_args(["-n", "0"])

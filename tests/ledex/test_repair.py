@@ -96,3 +96,57 @@ def test_cancellation_stops_between_candidates():
 def test_normalised_code_ignores_formatting_and_comments():
     assert normalise_code("def f( x ):\n    return x  # c\n") == normalise_code("def f(x):\n\n    return x\n")
     assert normalise_code("def f(x): return x") != normalise_code("def f(x): return -x")
+
+
+def _sequential(server: LoopbackServer) -> OpenAIBackend:
+    """The loopback backend flagged like llama.cpp: the loop then streams one candidate at a time."""
+    backend = OpenAIBackend(server.url, "m")
+    backend.info.sequential = True
+    return backend
+
+
+def test_a_sequential_backend_is_asked_for_one_candidate_at_a_time_until_one_verifies():
+    replies = {5: _reply("still wrong", STILL_WRONG), 6: _reply("fixed", RIGHT) + "\n\nNow every test passes."}
+    with LoopbackServer(reply=lambda m, p: replies.get(p["seed"], "nothing")) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=4, rounds=1, seed=5))
+    assert result.verified and [c.index for c in result.candidates] == [0, 1]
+    bodies = [r.body for r in server.chat_requests]
+    # the same seeds a batched request would have used for candidates 0 and 1; the rest never asked
+    assert [(b["stream"], b.get("n", 1), b["seed"]) for b in bodies] == [(True, 1, 5), (True, 1, 6)]
+    # the reply ends with its code block: the recap after it was not waited for
+    assert result.fix.reply.rstrip().endswith("```") and "Now every" not in result.fix.reply
+
+
+def test_a_quote_of_the_bug_does_not_end_a_streamed_reply():
+    reply = ("The middle is wrong here:\n\n```python\n" + PROBLEM.code + "```\n\nThe fix:\n\n"
+             + _reply("", RIGHT) + "\n\nDone.")  # fmt: skip
+    with LoopbackServer(reply=lambda m, p: reply) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=1, rounds=1))
+    assert result.verified and result.fix.code == RIGHT.strip()
+    assert "Done." not in result.fix.reply
+
+
+def test_an_explanation_after_the_code_is_waited_for():
+    reply = _reply("", RIGHT) + "\n\nEven lengths need the mean of the middle two."
+    with LoopbackServer(reply=lambda m, p: reply) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=1, rounds=1))
+    assert result.fix.explanation == "Even lengths need the mean of the middle two."
+
+
+def test_later_rounds_sample_hotter():
+    wrong = iter(f"def median(xs):\n    return {i}\n" for i in range(100))
+    with LoopbackServer(reply=lambda m, p: _reply("guess", next(wrong))) as server:
+        _run(server, n=2, rounds=4, temperature=0.6)
+    assert [r.body["temperature"] for r in server.chat_requests] == [0.6, 0.8, 1.0, 1.0]
+    with LoopbackServer(reply=lambda m, p: _reply("guess", next(wrong))) as server:
+        _run(server, n=2, rounds=2, temperature=0)  # greedy stays greedy
+    assert [r.body["temperature"] for r in server.chat_requests] == [0, 0]
+
+
+def test_a_reply_that_cannot_be_applied_does_not_seed_the_next_round():
+    # the code unchanged: sampled again from the same conversation, not fed back to the model
+    with LoopbackServer(reply=lambda m, p: _reply("looks fine", PROBLEM.code)) as server:
+        result = _run(server, n=1, rounds=2)
+    first, second = (r.body["messages"] for r in server.chat_requests)
+    assert first == second and len(result.rounds) == 2
+    assert result.candidates[0].verdict.status == "rejected"

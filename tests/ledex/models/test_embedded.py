@@ -58,6 +58,24 @@ def test_stream_matches_greedy_generate(smollm2_backend):
     assert "".join(pieces) == completions[0].text
 
 
+def test_one_candidate_at_a_time_samples_what_a_batch_would(smollm2_backend):
+    # the repair loop streams a sequential backend's candidates one by one with seed_for(index)
+    assert smollm2_backend.info.sequential
+    sampling = Sampling(n=2, max_tokens=16, seed=11, temperature=1.0)
+    (batch,) = smollm2_backend.generate([COUNT], sampling)
+    one = Sampling(n=1, max_tokens=16, seed=sampling.seed_for(1), temperature=1.0)
+    assert "".join(smollm2_backend.stream(COUNT, one)) == batch[1].text
+
+
+def test_a_stream_closed_early_leaves_the_backend_usable(smollm2_backend):
+    sampling = Sampling(max_tokens=24, temperature=0)
+    pieces = smollm2_backend.stream(COUNT, sampling)
+    next(pieces), next(pieces)
+    pieces.close()  # the repair loop stops reading once the code block is complete
+    (completions,) = smollm2_backend.generate([COUNT], sampling)
+    assert completions[0].text == "".join(smollm2_backend.stream(COUNT, sampling))
+
+
 def test_a_prompt_over_the_context_window_is_a_clear_error(smollm2_path):
     with load_backend("embedded:smollm2-135m", n_ctx=256) as backend:
         long = [{"role": "user", "content": "word " * 400}]
