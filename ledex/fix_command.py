@@ -36,7 +36,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     fix.add_argument("-n", type=int, default=4, help="candidates per round (default: %(default)s)")
     fix.add_argument("--rounds", type=int, default=3, help="repair rounds (default: %(default)s)")
     fix.add_argument("--style", choices=["explain+refine", "refine"], default="explain+refine")
-    fix.add_argument("--temperature", type=float, default=0.6)
+    fix.add_argument("--temperature", type=float, default=0.6,
+                     help="of the first round; each later round samples 0.2 hotter, up to 1.0 (default: %(default)s)")  # fmt: skip
     fix.add_argument("--seed", type=int, default=0)
     fix.add_argument("--python", help="the interpreter that runs the tests (default: the project's .venv, else python3)")
     fix.add_argument("--timeout", type=float, default=60.0, help="seconds per test run (default: %(default)s)")

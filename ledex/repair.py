@@ -171,7 +171,7 @@ def repair(
         result.rounds.append(record)
         notify("round", {"round": record.index, "rounds": config.rounds})
         conversation = dialogue.build_conversation(task, code, feedback, style=config.style, history=history)
-        replies = _replies(backend, conversation, config, round_index, record, code)
+        replies = _replies(backend, conversation, config, round_index, record, code, cancel)
         for index, reply in enumerate(replies):
             notify("generated", {"round": record.index, "candidate": index + 1, "candidates": config.n})
             if cancel is not None and cancel.is_set():
@@ -198,13 +198,15 @@ def repair(
 
 
 def _replies(backend: Backend, conversation: list, config: RepairConfig, round_index: int,
-             record: RoundRecord, code: str) -> Generator[str, None, None]:  # fmt: skip
+             record: RoundRecord, code: str, cancel: threading.Event | None = None,
+             ) -> Generator[str, None, None]:  # fmt: skip
     """The round's n replies, in order, each generated only when the loop asks for it.
 
     A backend that decodes one completion after another (llama.cpp on a laptop) is asked for one
     at a time, so a fix verified early saves the rest, and each reply is cut off once its code
-    block is complete (the recap models write after it is never read). Other backends get the
-    whole round as one request, which they batch. The seeds are the same either way.
+    block is complete (the recap models write after it is never read), or at once when `cancel`
+    is set. Other backends get the whole round as one request, which they batch. The seeds are
+    the same either way.
     """
     seed = None if config.seed is None else config.seed + round_index * config.n
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
@@ -222,6 +224,8 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
         with contextlib.closing(backend.stream(conversation, one)) as pieces:
             for piece in pieces:
                 text += piece
+                if cancel is not None and cancel.is_set():
+                    break
                 if _ends_a_fence(piece, text) and _answer_complete(text, code, config.style):
                     break
         record.generation_seconds += time.perf_counter() - started

@@ -627,7 +627,10 @@ def refinement_conversation(
 ) -> Conversation:
     """The prompt of the next round, as `ledex.repair.repair` builds it: the task with its tests,
     the wrong program, its feedback; each earlier round whose reply had code adds that reply and
-    the feedback its code got (a reply without code is dropped, and the round is asked again)."""
+    the feedback its code got (a reply without code is dropped, and the round is asked again).
+
+    Unlike `repair`, a reply that leaves the code unchanged stays in the chain, as in LeDex's
+    evaluation: the chain measures the model, not the product loop's ways around its echoes."""
     text = task_text(task)
     history = [
         dialogue.Attempt(r.reply, r.feedback)

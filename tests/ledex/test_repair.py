@@ -11,7 +11,7 @@ import threading
 
 from ledex import dialogue
 from ledex.models.openai_http import OpenAIBackend
-from ledex.repair import Problem, RepairConfig, normalise_code, repair_problem
+from ledex.repair import Problem, RepairConfig, RoundRecord, _replies, normalise_code, repair_problem
 from tests.support.openai_loopback import LoopbackServer
 
 PROBLEM = Problem(
@@ -150,3 +150,20 @@ def test_a_reply_that_cannot_be_applied_does_not_seed_the_next_round():
     first, second = (r.body["messages"] for r in server.chat_requests)
     assert first == second and len(result.rounds) == 2
     assert result.candidates[0].verdict.status == "rejected"
+
+
+def test_cancellation_stops_a_streamed_candidate_mid_reply():
+    cancel, gate = threading.Event(), threading.Event()
+    reply = _reply("a long explanation " * 20, RIGHT)
+    conversation = dialogue.build_conversation("task", PROBLEM.code, "it fails")
+    with (
+        LoopbackServer(reply=lambda m, p: reply, stream_gate=gate) as server,
+        _sequential(server) as backend,
+    ):
+        threading.Timer(0.2, lambda: (cancel.set(), gate.set())).start()
+        replies = _replies(backend, conversation, RepairConfig(n=2), 0, RoundRecord(1, ""), PROBLEM.code, cancel)
+        text = next(replies)
+        replies.close()
+    # the stream paused after its first word: the reply stops a word or so later
+    assert text.startswith("a long") and len(text) < 40
+    assert len(server.chat_requests) == 1
