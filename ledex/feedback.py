@@ -192,6 +192,39 @@ PYTEST_LIMIT = 2000  # characters of pytest's failure report shown to the model
 _ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+")
 
 
+# pytest's report, line by line: a traceback entry of code outside the project (`/usr/lib/...:190:
+# in run` then its indented source), Python's position markers (`^^^^`, `~~~^^`), pytest's hints.
+_OUTSIDE_ENTRY = re.compile(r"^/\S*:\d+: in \S+$")
+_INDENTED = re.compile(r"^\s+\S")
+_MARKERS = re.compile(r"^\s*[~^]+\s*$")
+_HINTS = re.compile(r"^E\s+Use -v to get (?:more|the full) diff\s*$")
+_SEPARATOR = re.compile(r"^(?:_ )+_$")
+
+
+def _tidy_report(report: str) -> str:
+    """pytest's report without what costs a small model context and tells it nothing: the frames
+    of the standard library and installed packages between the test and the user's code (counted),
+    position markers under the source lines, and pytest's own hints."""
+    lines, kept, outside = report.split("\n"), [], 0
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if _OUTSIDE_ENTRY.match(line):
+            outside += 1
+            index += 1
+            while index < len(lines) and _INDENTED.match(lines[index]):
+                index += 1
+            continue
+        if not (_MARKERS.match(line) or _HINTS.match(line)):
+            if outside:
+                kept.append(f"[{outside} frame{'s' if outside > 1 else ''} outside the project not shown]")
+                outside = 0
+            kept.append(line)
+        index += 1
+    # an entry left empty leaves two separators in a row
+    return "\n".join(line for i, line in enumerate(kept) if not (_SEPARATOR.match(line) and i and _SEPARATOR.match(kept[i - 1])))
+
+
 def pytest_feedback(node_id: str, message: str, report: str) -> str:
     """Feedback for a failing pytest test: its id, the one-line failure, and the tail of pytest's
     own report (which already shows the values an assertion compared).
@@ -199,7 +232,7 @@ def pytest_feedback(node_id: str, message: str, report: str) -> str:
     Object addresses (`<Inventory object at 0x7f...>`) differ on every run; they are masked so the
     same failure gives the same prompt (reproducible seeded sampling, deduplicable training data).
     """
-    report = _ADDRESS.sub("at 0x...", report.strip())
+    report = _tidy_report(_ADDRESS.sub("at 0x...", report.strip()))
     message = _ADDRESS.sub("at 0x...", message)
     if len(report) > PYTEST_LIMIT:  # the end holds the failing line and the error
         report = "...\n" + report[-PYTEST_LIMIT:].split("\n", 1)[-1]

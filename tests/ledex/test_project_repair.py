@@ -186,6 +186,22 @@ def test_pytest_feedback_masks_object_addresses_so_prompts_are_reproducible():
     assert text.count("object at 0x...") == 2
 
 
+def test_the_feedback_leaves_out_frames_outside_the_project_and_position_markers(tmp_path):
+    # asyncio.run puts three standard-library frames between the test and the bug
+    case = next(c for c in CASES if c.name == "async_portfolio_zip")
+    project = copy_case(case, tmp_path / "project")
+    run = run_pytest(project, python=sys.executable)
+    (outcome,) = run.failed
+    assert "asyncio/runners.py" in outcome.longrepr and "^^^" in outcome.longrepr
+    text = project_repair.pytest_feedback(outcome)
+    assert "[3 frames outside the project not shown]" in text and sys.base_prefix not in text
+    assert "asyncio" not in text.replace("asyncio.run(", "") and "^" not in text
+    # what the model needs stays: the test line, the frame in the user's code, the error
+    assert "quotes/portfolio.py:10: in portfolio_value" in text
+    assert "E   TypeError: can't multiply sequence by non-int of type 'float'" in text
+    assert len(text) < len(outcome.longrepr) * 0.75
+
+
 def test_when_the_test_itself_fails_the_function_it_is_named_after_is_the_first_suspect(tmp_path):
     # test_remove_decreases_count: the failing line only reads `count`; the bug is in `remove`
     project = copy_case(_example_case(), tmp_path / "project")
