@@ -625,12 +625,13 @@ class _Runner:
 def refinement_conversation(
     task: Task, sample: EvalSample, chain: Sequence[EvalRefinement], style: str
 ) -> Conversation:
-    """The prompt of the next round, as `ledex.repair.repair` builds it: the task with its tests,
-    the wrong program, its feedback; each earlier round whose reply had code adds that reply and
-    the feedback its code got (a reply without code is dropped, and the round is asked again).
+    """The prompt of the next round, LeDex's iterative refinement: the task with its tests, the
+    wrong program, its feedback; each earlier round whose reply had code adds that reply and the
+    feedback its code got (a reply without code is dropped, and the round is asked again).
 
-    Unlike `repair`, a reply that leaves the code unchanged stays in the chain, as in LeDex's
-    evaluation: the chain measures the model, not the product loop's ways around its echoes."""
+    Round 1 is exactly what `ledex.repair.repair` asks. Its later rounds differ on purpose: the
+    product loop repairs its most promising candidate in a fresh conversation, and skips replies
+    that leave the code unchanged; this chain measures the model as the paper does."""
     text = task_text(task)
     history = [
         dialogue.Attempt(r.reply, r.feedback)

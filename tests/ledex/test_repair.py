@@ -29,10 +29,6 @@ def _reply(explanation: str, code: str) -> str:
     return dialogue.format_reply(explanation, code)
 
 
-def _rounds_seen(messages: list[dict]) -> int:
-    return sum(1 for m in messages if m["role"] == "user") - 1
-
-
 def _run(server: LoopbackServer, **config) -> object:
     with OpenAIBackend(server.url, "m") as backend:
         return repair_problem(PROBLEM, backend, RepairConfig(**config))
@@ -51,7 +47,7 @@ def test_a_fix_in_round_one_is_verified_and_stops_the_loop():
 
 def test_later_rounds_get_the_feedback_of_the_most_promising_candidate():
     def reply(messages, params):
-        if _rounds_seen(messages) == 1:
+        if STILL_WRONG.strip() not in messages[1]["content"]:  # round 1
             return [_reply("no", "def median(xs):\n    return 1 / 0\n"),
                     _reply("closer", STILL_WRONG)][params["index"] % 2]  # fmt: skip
         return _reply("fixed", RIGHT)
@@ -59,11 +55,24 @@ def test_later_rounds_get_the_feedback_of_the_most_promising_candidate():
     with LoopbackServer(reply=reply) as server:
         result = _run(server, n=2, rounds=3)
     assert result.verified and len(result.rounds) == 2
-    second = server.chat_requests[-1].body["messages"]
-    # the previous reply is in the history, followed by the feedback its code got
-    assert second[-2] == {"role": "assistant", "content": _reply("closer", STILL_WRONG)}
+    first, second = server.chat_requests[0].body["messages"], server.chat_requests[-1].body["messages"]
+    # round 2 repairs the candidate that passed a test, as a conversation of its own
+    assert len(second) == len(first) == 3 and second[0] == first[0]
+    assert second[1] == {"role": "assistant", "content": dialogue.format_reply("", STILL_WRONG)}
     assert "expected" in second[-1]["content"] and "ZeroDivisionError" not in second[-1]["content"]
     assert result.rounds[1].feedback == second[-1]["content"].split("\n\nExplain")[0]
+
+
+def test_a_round_that_did_worse_does_not_replace_the_code_being_repaired():
+    def reply(messages, params):
+        if STILL_WRONG.strip() in messages[1]["content"]:  # rounds 2 and 3 start from it
+            return _reply("worse", "def median(xs):\n    return 1 / 0\n")
+        return _reply("closer", STILL_WRONG)
+
+    with LoopbackServer(reply=reply) as server:
+        _run(server, n=1, rounds=3)
+    second, third = (r.body["messages"] for r in server.chat_requests[1:])
+    assert second == third  # round 3 did not move to the crashing candidate of round 2
 
 
 def test_identical_candidates_are_verified_once_and_rounds_are_bounded():
