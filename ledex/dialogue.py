@@ -8,10 +8,11 @@ LeDex's four turns, as plain chat messages (each backend applies its model's own
 4. assistant: an explanation, then one fenced python block with the complete corrected code.
 
 LeDex's iterative refinement (the trainer's evaluation) appends turns 3-4 for every later round;
-the product loop (`ledex.repair`) starts each round afresh from its most promising candidate. Training data, RL rollouts,
-evaluation and the language server all build prompts with `build_conversation` and read replies
-with `parse_reply`, so a model is served with exactly the prompt it was trained on, and
-`format_reply` renders training targets in exactly the shape `parse_reply` reads back.
+the product loop (`ledex.repair`) starts each round afresh from its most promising candidate.
+Training data, RL rollouts, evaluation and the language server all build prompts with
+`build_conversation` and read replies with `parse_reply`, so a model is served with exactly the
+prompt it was trained on, and `format_reply` renders training targets in exactly the shape
+`parse_reply` reads back.
 """
 
 from __future__ import annotations

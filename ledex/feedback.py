@@ -222,7 +222,8 @@ def _tidy_report(report: str) -> str:
             kept.append(line)
         index += 1
     # an entry left empty leaves two separators in a row
-    return "\n".join(line for i, line in enumerate(kept) if not (_SEPARATOR.match(line) and i and _SEPARATOR.match(kept[i - 1])))
+    doubled = [i > 0 and bool(_SEPARATOR.match(kept[i - 1]) and _SEPARATOR.match(line)) for i, line in enumerate(kept)]
+    return "\n".join(line for line, drop in zip(kept, doubled, strict=True) if not drop)
 
 
 def pytest_feedback(node_id: str, message: str, report: str) -> str:
