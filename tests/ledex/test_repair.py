@@ -11,7 +11,14 @@ import threading
 
 from ledex import dialogue
 from ledex.models.openai_http import OpenAIBackend
-from ledex.repair import Problem, RepairConfig, RoundRecord, _replies, normalise_code, repair_problem
+from ledex.repair import (
+    Problem,
+    RepairConfig,
+    RoundRecord,
+    _replies,
+    normalise_code,
+    repair_problem,
+)
 from tests.support.openai_loopback import LoopbackServer
 
 PROBLEM = Problem(
