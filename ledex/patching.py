@@ -162,7 +162,7 @@ def apply_fix(source: str, fixed_code: str, *, target: str | None = None) -> Pat
     reply_lines = fixed_code.splitlines(keepends=True)
     replacements: dict[str, str] = {}
     ignored: list[str] = []
-    for qualname, node in _reply_definitions(reply_tree.body, ""):
+    for qualname, node in definitions(reply_tree.body):
         if _is_stub(node):  # `def size(self): ...` echoed from the prompt's class outline
             continue
         match = _match(qualname, symbols, target)
@@ -194,12 +194,13 @@ def apply_fix(source: str, fixed_code: str, *, target: str | None = None) -> Pat
     return Patch(source, new_source, replaced, tuple(added), tuple(edits), tuple(ignored))
 
 
-def _reply_definitions(body: list[ast.stmt], prefix: str) -> Iterator[tuple[str, _Def]]:
+def definitions(body: list[ast.stmt], prefix: str = "") -> Iterator[tuple[str, _Def]]:
+    """(qualname, node) of every function and method defined in `body`, classes searched through."""
     for node in body:
         if isinstance(node, _DEFS):
             yield f"{prefix}{node.name}", node
         elif isinstance(node, ast.ClassDef):
-            yield from _reply_definitions(node.body, f"{prefix}{node.name}.")
+            yield from definitions(node.body, f"{prefix}{node.name}.")
 
 
 def _is_stub(node: _Def) -> bool:

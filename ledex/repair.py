@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ledex import dialogue
+from ledex import dialogue, patching
 from ledex.models.base import Backend, Sampling
 
 if TYPE_CHECKING:
@@ -222,6 +222,7 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
         record.generation_seconds += time.perf_counter() - started
         yield from (c.text for c in completions)
         return
+    current = _definitions(code)
     for index in range(config.n):
         one = replace(sampling, n=1, seed=sampling.seed_for(index))
         started = time.perf_counter()
@@ -231,7 +232,7 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
                 text += piece
                 if cancel is not None and cancel.is_set():
                     break
-                if _ends_a_fence(piece, text) and _answer_complete(text, code, config.style):
+                if _ends_a_fence(piece, text) and _answer_complete(text, current, config.style):
                     break
         record.generation_seconds += time.perf_counter() - started
         yield text
@@ -254,17 +255,16 @@ def _ends_a_fence(piece: str, text: str) -> bool:
     return ("`" in piece or "~" in piece) and _BARE_FENCE.fullmatch(last_line) is not None
 
 
-def _answer_complete(text: str, current: str, style: dialogue.Style) -> bool:
+def _answer_complete(text: str, current: dict[str, str], style: dialogue.Style) -> bool:
     """The reply holds a complete answer: a closed code block that changes a definition of the
-    current code (not a quote of the bug), after its explanation when one is asked for."""
+    current code (`_definitions` of it; not a quote of the bug), after its explanation when one
+    is asked for."""
     parsed = dialogue.parse_reply(text, style=style)
     if isinstance(parsed, dialogue.ParseError) or parsed.truncated:
         return False
     if style == "explain+refine" and not parsed.explanation:
         return False  # the explanation may follow the code
-    before = _definitions(current)
-    after = _definitions(parsed.code)
-    return any(before.get(name) != body for name, body in after.items())
+    return any(current.get(name) != body for name, body in _definitions(parsed.code).items())
 
 
 def _definitions(code: str) -> dict[str, str]:
@@ -273,17 +273,7 @@ def _definitions(code: str) -> dict[str, str]:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError):
         return {}
-    found: dict[str, str] = {}
-
-    def visit(body: list[ast.stmt], prefix: str) -> None:
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                found[prefix + node.name] = ast.dump(node)
-            elif isinstance(node, ast.ClassDef):
-                visit(node.body, f"{prefix}{node.name}.")
-
-    visit(tree.body, "")
-    return found
+    return {name: ast.dump(node) for name, node in patching.definitions(tree.body)}
 
 
 def _candidate(reply: str, round_number: int, index: int, style: dialogue.Style) -> Candidate:
@@ -362,9 +352,7 @@ class ProblemVerifier:
         return Verdict(sum(outcome.passed), len(self.problem.tests), outcome.status, outcome.feedback)
 
     def diff(self, code: str) -> str:
-        from ledex.patching import unified_diff
-
-        return unified_diff(self.problem.code, code, f"{self.problem.id}.py")
+        return patching.unified_diff(self.problem.code, code, f"{self.problem.id}.py")
 
 
 def repair_problem(
