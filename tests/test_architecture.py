@@ -1,4 +1,4 @@
-"""DESIGN.md §1: dependencies point one way and the core stays light."""
+"""docs/DESIGN.md §1: dependencies point one way and the core stays light."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """`ledex-train`: the trainer's stages, each a resumable command over JSONL files.
 
-collect -> sft -> rl -> eval -> export (DESIGN.md §6). Each stage is configured like TRL's example
-scripts: a config dataclass, flags or a YAML file (`--config FILE`). Each stage lives in its own
-module, `trainer/<stage>.py`, with a `main(argv) -> int`; this file only dispatches, so
+collect -> sft -> rl -> eval -> export (docs/DESIGN.md §6). Each stage is configured like TRL's
+example scripts: a config dataclass, flags or a YAML file (`--config FILE`). Each stage lives in
+its own module, `trainer/<stage>.py`, with a `main(argv) -> int`; this file only dispatches, so
 `ledex-train --help` stays fast (no torch import).
 """
 
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 STAGES = {
     "collect": "sample wrong solutions, get explanations and refinements, verify them by execution",
+    "collect_projects": "inject bugs into pytest projects and collect verified repairs in the editor's prompt",
     "sft": "supervised fine-tuning on verified trajectories (TRL SFTTrainer, LoRA by default)",
     "rl": "reinforcement learning with the LeDex rewards (TRL GRPO/RLOO)",
     "eval": "pass@k before and after refinement, success-refinement rate, rounds",

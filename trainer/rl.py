@@ -1,7 +1,7 @@
 """`ledex-train rl`: reinforcement learning with LeDex's rewards (§2.3), on TRL's GRPOTrainer.
 
     ledex-train rl --data runs/collect --model runs/sft --output_dir runs/rl
-    ledex-train rl --config trainer/configs/rl.yaml          # the same options from a YAML file
+    ledex-train rl --config rl.yaml          # the same options from a YAML file (flags win)
     accelerate launch --config_file trainer/accelerate/multi_gpu.yaml -m trainer.rl --data ...
 
 Configured like TRL's example scripts: `RLScriptArguments` (data, model, rewards) and

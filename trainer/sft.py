@@ -1,7 +1,7 @@
 """`ledex-train sft`: supervised fine-tuning on verified trajectories (LeDex §2.2).
 
     ledex-train sft --data runs/collect --model embedded:0.5b --output_dir runs/sft
-    ledex-train sft --config trainer/configs/sft.yaml          # the same options from a YAML file
+    ledex-train sft --config sft.yaml          # the same options from a YAML file (flags win)
     accelerate launch --config_file trainer/accelerate/multi_gpu.yaml -m trainer.sft --data ...
 
 Configured like TRL's example scripts: two dataclasses (`SFTScriptArguments` for what to train on
