@@ -471,7 +471,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="only the cases whose name is or contains one of these",
     )
     add("--limit", type=int, help="only the first N (selected) cases")
-    add("--cases-root", type=Path, default=CASES_ROOT, help=argparse.SUPPRESS)
+    add(
+        "--suite",
+        choices=["cases", "generated"],
+        default="cases",
+        help="cases: the hand-made projects of benchmarks/cases (the loop was tuned on them); "
+        "generated: the held-out suite of buggy projects that trainer.buggy_projects makes from "
+        "MBPP's validation and test splits (never trained or tuned on), built once into the cache",
+    )
+    add("--suite-size", type=int, default=240, help="projects in the generated suite")
+    add("--cases-root", type=Path, default=None, help=argparse.SUPPRESS)
     add("--timeout", type=float, default=60.0, help="seconds per pytest run")
     add(
         "--no-derive",
@@ -491,6 +500,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.out is None:
         args.out = RESULTS_DIR / f"repair-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     return args
+
+
+def suite_root(args: argparse.Namespace, err: Any) -> Path:
+    """The folder of cases to run: --cases-root, the hand-made cases, or the generated held-out
+    suite (written into the cache on first use, reused after)."""
+    if args.cases_root is not None:
+        return args.cases_root
+    if args.suite == "cases":
+        return CASES_ROOT
+    from ledex.weights import cache_dir
+    from trainer.buggy_projects import GENERATOR_VERSION, heldout_suite
+
+    root = cache_dir() / "suites" / f"heldout-v{GENERATOR_VERSION}-{args.suite_size}"
+    err.print(f"generated held-out suite: {root} (built on first use: about 2 pytest runs per project)")
+    heldout_suite(root, size=args.suite_size, python=sys.executable, progress=True)
+    return root
 
 
 def _prepare_output(out: Path) -> None:
@@ -653,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     console = Console(highlight=False, width=max(console.width, 200))
     err = Console(stderr=True, highlight=False)
-    cases = select_cases(load_cases(args.cases_root), args.cases, args.limit)
+    cases = select_cases(load_cases(suite_root(args, err)), args.cases, args.limit)
     if not cases:
         err.print("no case matches --cases/--limit")
         return 2

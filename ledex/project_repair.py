@@ -410,13 +410,18 @@ def verdict_for(task: ProjectTask, run: PytestRun) -> Verdict:
 # --- the whole job -------------------------------------------------------------------------------
 
 
+def prompt_budget(backend: Backend, config: RepairConfig) -> int:
+    """Characters the conversation may take in the backend's context, leaving room for the reply
+    (the trainer's collection builds its prompts with the same budget as the editor)."""
+    window = backend.info.context_window or 8192
+    return max(2000, (window - config.max_tokens) * CHARS_PER_TOKEN - 1500)
+
+
 def repair_test(
     task: ProjectTask, backend: Backend, config: RepairConfig = RepairConfig(), **kwargs: Any
 ) -> RepairResult:
     """Run the repair loop on one failing test of a project."""
-    window = backend.info.context_window or 8192
-    budget = max(2000, (window - config.max_tokens) * CHARS_PER_TOKEN - 1500)
-    prompt, code, failure = conversation_parts(task, budget)
+    prompt, code, failure = conversation_parts(task, prompt_budget(backend, config))
     return repair(prompt, code, failure, verifier=ProjectVerifier(task), backend=backend, config=config,
                   target=task.node_id, **kwargs)  # fmt: skip
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 STAGES = {
     "collect": "sample wrong solutions, get explanations and refinements, verify them by execution",
     "collect_projects": "inject bugs into pytest projects and collect verified repairs in the editor's prompt",
+    "collect_projects": "inject bugs into pytest projects and collect verified repairs in the editor's prompt",
     "sft": "supervised fine-tuning on verified trajectories (TRL SFTTrainer, LoRA by default)",
     "rl": "reinforcement learning with the LeDex rewards (TRL GRPO/RLOO)",
     "eval": "pass@k before and after refinement, success-refinement rate, rounds",

@@ -78,6 +78,7 @@ class Trajectory:
     sampling: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
     parse_error: str = ""  # why the reply had no usable code, if it had none
+    hint: str = ""  # what a rationalisation pass told the teacher (never part of `task`)
     schema: int = SCHEMA_VERSION
 
     @property

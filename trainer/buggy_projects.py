@@ -1,0 +1,324 @@
+"""Buggy pytest projects in the editor's shape, made from correct code by injecting one bug.
+
+    sources = mbpp_projects("train")                        # correct projects with pytest tests
+    for bug in generate(sources, per_project=2, seed=0):    # each a project with one injected bug
+        bug.write(folder)                                   # files + case.json (benchmarks/cases' format)
+
+A *source project* is correct Python code with pytest tests that all pass. An MBPP problem becomes
+one: its reference solution is a module named after its function, its three asserts are three test
+functions in `tests/test_<module>.py`, and a `pyproject.toml` puts the project root on pytest's
+path. `generate` applies the mutation operators of `trainer.mutants` to the non-test code, runs each
+mutant's tests in the sandbox (`ledex.sandbox.run_pytest`, the same runner as the editor), and keeps
+a mutant only when some test fails (so it is not equivalent) and none times out (a hang is not the
+bug we teach). Operators are tried in a seeded order that spreads them, so one source yields bugs
+of different kinds and no operator dominates.
+
+Held out by *source project*, not by mutant (`SPLITS`): the training data comes from MBPP's train
+split; the generated benchmark suite from its validation and test splits, which training never
+sees. The hand-made cases in `benchmarks/cases/` and `examples/` are never a source.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import hashlib
+import json
+import keyword
+import random
+import re
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledex.sandbox.pytest_runner import PytestRun, run_pytest
+from trainer.mutants import Mutation, mutations
+
+GENERATOR_VERSION = 1  # bump when the generated projects change: cached suites are rebuilt
+PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
+MBPP_LICENCE = "CC BY 4.0 (MBPP, Austin et al. 2021)"
+# Where each use of the generator draws its source projects from (MBPP splits by task id).
+SPLITS: dict[str, tuple[str, ...]] = {"train": ("train",), "heldout": ("validation", "test")}
+
+
+@dataclass(frozen=True)
+class SourceProject:
+    """Correct code and its pytest tests: relative path -> text."""
+
+    name: str  # unique, used in file and case names: "mbpp601_max_chain_length"
+    files: dict[str, str]
+    origin: str  # where the code comes from, for the data card: "mbpp/601"
+    licence: str
+
+    @property
+    def code_files(self) -> list[str]:
+        return sorted(path for path in self.files if path.endswith(".py") and not _is_test_path(path))
+
+    def write(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for relpath, text in self.files.items():
+            path = folder / relpath
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        return folder
+
+
+@dataclass(frozen=True)
+class BuggyProject:
+    """A source project with one injected bug, and what its tests showed."""
+
+    source: SourceProject
+    file: str  # the file the bug is in
+    mutation: Mutation
+    buggy_text: str  # that file, with the bug
+    failing: tuple[str, ...]  # node ids
+    passing: tuple[str, ...]
+    kind: str  # "assertion" or "exception": how the first failing test fails
+    run: PytestRun | None = field(default=None, compare=False, repr=False)  # the run that found it
+
+    @property
+    def name(self) -> str:
+        return f"{self.source.name}_{self.mutation.operator}_{self.mutation.line}"
+
+    @property
+    def files(self) -> dict[str, str]:
+        return {**self.source.files, self.file: self.buggy_text}
+
+    def write(self, folder: Path) -> Path:
+        """The buggy project in `folder`, with a case.json in `benchmarks/cases/`'s format."""
+        SourceProject(self.name, self.files, self.source.origin, self.source.licence).write(folder)
+        (folder / "case.json").write_text(json.dumps(self.case(), indent=2) + "\n", encoding="utf-8")
+        return folder
+
+    def case(self) -> dict:
+        old, new = _unique_replacement(self.buggy_text, self.source.files[self.file])
+        return {
+            "name": self.name,
+            "description": f"{self.mutation.function}: {self.mutation.description} (generated, {self.source.origin})",
+            "failing": list(self.failing),
+            "passing": list(self.passing),
+            "bug": {"file": self.file, "function": self.mutation.function},
+            "fix": {"file": self.file, "replace": [[old, new]]},
+            "kind": self.kind,
+            "tags": [self.mutation.operator, "generated", self.source.origin.split("/")[0]],
+            "origin": self.source.origin,
+            "licence": self.source.licence,
+        }
+
+
+# --- source projects -----------------------------------------------------------------------------
+
+
+def mbpp_projects(use: str, path: str | None = None) -> list[SourceProject]:
+    """MBPP problems of a use's splits (`SPLITS`) as source projects, by task id."""
+    from trainer.data import mbpp
+
+    if use not in SPLITS:
+        raise ValueError(f"unknown use {use!r}: expected one of {', '.join(SPLITS)}")
+    projects = []
+    for split in SPLITS[use]:
+        for task in mbpp.load(split, path):
+            project = mbpp_project(task.id, task.reference, task.tests, task.setup, task.entry_point)
+            if project is not None:
+                projects.append(project)
+    return projects
+
+
+def mbpp_project(task_id: str, code: str, asserts: Sequence[object], setup: str = "",
+                 entry_point: str | None = None) -> SourceProject | None:  # fmt: skip
+    """An MBPP problem as a project: `<entry>.py`, `tests/test_<entry>.py`, `pyproject.toml`.
+    None when the problem has no function to test or its code does not parse."""
+    tree = _parse(code)
+    if tree is None or not entry_point or not all(isinstance(a, str) for a in asserts):
+        return None
+    defined = [node.name for node in tree.body
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]  # fmt: skip
+    if entry_point not in defined:
+        return None
+    module = _module_name(entry_point)
+    imports = [ast.get_source_segment(code, node) or "" for node in tree.body
+               if isinstance(node, (ast.Import, ast.ImportFrom))]  # fmt: skip
+    header = [*imports, f"from {module} import {', '.join(dict.fromkeys(defined))}"]
+    tests = []
+    for index, test in enumerate(asserts, start=1):
+        body = textwrap.indent(str(test).strip().replace("\r\n", "\n"), "    ")
+        tests.append(f"def test_{entry_point}_{index}():\n{body}\n")
+    parts = ["\n".join(header) + "\n"]
+    if setup.strip():
+        parts.append(setup.strip() + "\n")
+    test_file = "\n\n".join(parts + tests)
+    number = task_id.split("/")[-1]
+    files = {
+        f"{module}.py": code.strip() + "\n",
+        f"tests/test_{module}.py": test_file,
+        "pyproject.toml": PYPROJECT,
+    }
+    return SourceProject(f"mbpp{number}_{entry_point}", files, task_id, MBPP_LICENCE)
+
+
+# --- generation ----------------------------------------------------------------------------------
+
+
+def generate(
+    sources: Iterable[SourceProject],
+    *,
+    per_project: int = 1,
+    tries: int = 6,
+    seed: int = 0,
+    python: str | None = None,
+    timeout: float = 30.0,
+    workdir: Path | None = None,
+    skip: set[str] | None = None,
+) -> Iterator[BuggyProject]:
+    """Up to `per_project` buggy projects per source, each with a bug some test catches.
+
+    Each source's tests must pass first (a source whose own tests fail is skipped). Then at most
+    `tries` mutants are run, in a seeded order that takes one mutation per operator before a
+    second of any. `skip` names sources already done (a resumed run)."""
+    with tempfile.TemporaryDirectory(prefix="ledex-bugs-", dir=workdir) as scratch:
+        for source in sources:
+            if skip and source.name in skip:
+                continue
+            folder = source.write(Path(scratch) / source.name)
+            clean = run_pytest(folder, ["tests"], python=python, timeout=timeout)
+            if not clean.outcomes or not clean.passes() or clean.collection_errors:
+                continue
+            kept = 0
+            rng = random.Random(f"{seed}/{source.name}")
+            for file, mutation in _spread(_candidates(source), rng)[:tries]:
+                buggy = mutation.apply(source.files[file])
+                run = run_pytest(folder, ["tests"], overlay={file: buggy}, python=python, timeout=timeout)
+                found = _judge(source, file, mutation, buggy, run, clean)
+                if found is not None:
+                    yield found
+                    kept += 1
+                    if kept >= per_project:
+                        break
+
+
+def _candidates(source: SourceProject) -> list[tuple[str, Mutation]]:
+    return [(file, m) for file in source.code_files for m in mutations(source.files[file])]
+
+
+def _spread(candidates: list[tuple[str, Mutation]], rng: random.Random) -> list[tuple[str, Mutation]]:
+    """Shuffled, then interleaved by operator (operators in a shuffled order too)."""
+    by_operator: dict[str, list[tuple[str, Mutation]]] = {}
+    for candidate in candidates:
+        by_operator.setdefault(candidate[1].operator, []).append(candidate)
+    operators = sorted(by_operator)
+    rng.shuffle(operators)
+    for group in by_operator.values():
+        rng.shuffle(group)
+    spread = []
+    for depth in range(max((len(g) for g in by_operator.values()), default=0)):
+        spread += [by_operator[op][depth] for op in operators if depth < len(by_operator[op])]
+    return spread
+
+
+def _judge(source: SourceProject, file: str, mutation: Mutation, buggy: str, run: PytestRun,
+           clean: PytestRun) -> BuggyProject | None:  # fmt: skip
+    if run.status not in ("ok",) or run.collection_errors:
+        return None  # a hang, a crash, or a module that no longer imports: not a bug to teach
+    failing = tuple(o.node_id for o in run.outcomes.values() if o.failed)
+    if not failing or any(run.outcomes[node].outcome == "timeout" for node in failing):
+        return None
+    passing = tuple(node for node in clean.outcomes if node not in failing)
+    first = run.outcomes[failing[0]]
+    kind = "assertion" if "AssertionError" in (first.message or "") or first.message.startswith("assert") else "exception"
+    return BuggyProject(source, file, mutation, buggy, failing, passing, kind, run)
+
+
+# --- the held-out suite --------------------------------------------------------------------------
+
+
+def heldout_suite(folder: Path, *, size: int = 240, seed: int = 0, path: str | None = None,
+                  python: str | None = None, progress: bool = False) -> list[Path]:  # fmt: skip
+    """Write (or reuse) the generated held-out benchmark suite: `size` buggy projects, one per
+    source project, from MBPP's validation and test splits in a seeded order. Returns the case
+    folders. A folder written by this generator version with these settings is reused as is."""
+    stamp = {"generator": GENERATOR_VERSION, "size": size, "seed": seed, "sources": list(SPLITS["heldout"])}
+    marker = folder / "suite.json"
+    if marker.exists() and json.loads(marker.read_text(encoding="utf-8")).get("settings") == stamp:
+        return sorted(p.parent for p in folder.glob("*/case.json"))
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = mbpp_projects("heldout", path)
+    random.Random(seed).shuffle(sources)
+    done = {p.name for p in folder.iterdir() if (p / "case.json").exists()}
+    written = [folder / name for name in sorted(done)]
+    bar = _bar(size, progress, len(written))
+    for bug in generate(sources, per_project=1, seed=seed, python=python, skip=_done_sources(done, sources)):
+        if len(written) >= size:
+            break
+        written.append(bug.write(folder / bug.name))
+        bar.update(1)
+    bar.close()
+    counts: dict[str, int] = {}
+    for case in written:
+        for tag in json.loads((case / "case.json").read_text(encoding="utf-8"))["tags"][:1]:
+            counts[tag] = counts.get(tag, 0) + 1
+    marker.write_text(json.dumps({"settings": stamp, "cases": len(written), "operators": counts}, indent=2) + "\n",
+                      encoding="utf-8")  # fmt: skip
+    return sorted(written)
+
+
+def _done_sources(done: set[str], sources: Sequence[SourceProject]) -> set[str]:
+    return {s.name for s in sources if any(name.startswith(s.name + "_") for name in done)}
+
+
+def _bar(total: int, enabled: bool, initial: int = 0):  # type: ignore[no-untyped-def]
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="project", desc="generating", disable=not enabled, file=sys.stderr)
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def _is_test_path(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return path.startswith("tests/") or name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
+def _module_name(entry_point: str) -> str:
+    name = re.sub(r"\W", "_", entry_point)
+    if keyword.iskeyword(name) or name in sys.stdlib_module_names or name.startswith("test"):
+        name = f"{name}_solution"
+    return name
+
+
+def _parse(code: str) -> ast.Module | None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.parse(code)
+        except (SyntaxError, ValueError):
+            return None
+
+
+def _unique_replacement(buggy: str, fixed: str) -> tuple[str, str]:
+    """The smallest run of whole lines around the change whose buggy text occurs once in the file,
+    and what it becomes in the fixed file."""
+    old_lines, new_lines = buggy.splitlines(keepends=True), fixed.splitlines(keepends=True)
+    opcodes = [op for op in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes()
+               if op[0] != "equal"]  # fmt: skip
+    a1, a2 = opcodes[0][1], opcodes[-1][2]
+    b1, b2 = opcodes[0][3], opcodes[-1][4]
+    while True:
+        old = "".join(old_lines[a1:a2])
+        if old and buggy.count(old) == 1:
+            return old, "".join(new_lines[b1:b2])
+        if a1 == 0 and a2 == len(old_lines):
+            return old, "".join(new_lines[b1:b2])
+        if a1 > 0:
+            a1, b1 = a1 - 1, b1 - 1
+        if a2 < len(old_lines):
+            a2, b2 = a2 + 1, b2 + 1
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
