@@ -9,8 +9,9 @@ one: its reference solution is a module named after its function, its three asse
 functions in `tests/test_<module>.py`, and a `pyproject.toml` puts the project root on pytest's
 path. `generate` applies the mutation operators of `trainer.mutants` to the non-test code, runs each
 mutant's tests in the sandbox (`ledex.sandbox.run_pytest`, the same runner as the editor), and keeps
-a mutant only when some test fails (so it is not equivalent) and none times out (a hang is not the
-bug we teach). Operators are tried in a seeded order that spreads them, so one source yields bugs
+a mutant only when some test fails (so it is not equivalent), none times out (a hang is not the
+bug we teach) and the failing tests fail the same way (all by an assertion, or all by another
+exception, as a case of `benchmarks/cases` says). Operators are tried in a seeded order that spreads them, so one source yields bugs
 of different kinds and no operator dominates.
 
 Held out by *source project*, not by mutant (`SPLITS`): the training data comes from MBPP's train
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import hashlib
 import json
 import keyword
 import random
@@ -34,6 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledex.errors import LedexError
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
 from trainer.mutants import Mutation, mutations
 
@@ -184,6 +185,8 @@ def generate(
                 continue
             folder = source.write(Path(scratch) / source.name)
             clean = run_pytest(folder, ["tests"], python=python, timeout=timeout)
+            if clean.status == "error" and not clean.outcomes:  # the runner, not the source, is broken
+                raise LedexError(f"pytest could not run the tests of {source.name}: {clean.message}")
             if not clean.outcomes or not clean.passes() or clean.collection_errors:
                 continue
             kept = 0
@@ -226,9 +229,17 @@ def _judge(source: SourceProject, file: str, mutation: Mutation, buggy: str, run
     if not failing or any(run.outcomes[node].outcome == "timeout" for node in failing):
         return None
     passing = tuple(node for node in clean.outcomes if node not in failing)
-    first = run.outcomes[failing[0]]
-    kind = "assertion" if "AssertionError" in (first.message or "") or first.message.startswith("assert") else "exception"
-    return BuggyProject(source, file, mutation, buggy, failing, passing, kind, run)
+    kinds = {_kind(run.outcomes[node].message) for node in failing}
+    if len(kinds) > 1:
+        return None  # a case has one kind of failure (benchmarks/cases' format)
+    return BuggyProject(source, file, mutation, buggy, failing, passing, kinds.pop(), run)
+
+
+def _kind(message: str | None) -> str:
+    """How a test fails, as case.json says it: a failed assert (or pytest.fail, DID NOT RAISE) is an
+    "assertion", anything else an "exception" (`benchmarks/cases/check_cases.py` checks the same)."""
+    text = (message or "").lstrip()
+    return "assertion" if text.startswith(("assert", "AssertionError", "Failed:")) else "exception"
 
 
 # --- the held-out suite --------------------------------------------------------------------------
@@ -318,7 +329,3 @@ def _unique_replacement(buggy: str, fixed: str) -> tuple[str, str]:
             a1, b1 = a1 - 1, b1 - 1
         if a2 < len(old_lines):
             a2, b2 = a2 + 1, b2 + 1
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
