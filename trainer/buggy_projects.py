@@ -178,7 +178,9 @@ def generate(
 
     Each source's tests must pass first (a source whose own tests fail is skipped). Then at most
     `tries` mutants are run, in a seeded order that takes one mutation per operator before a
-    second of any. `skip` names sources already done (a resumed run)."""
+    second of any. `skip` names sources already done (a resumed run). The tests run with `python`,
+    by default this interpreter (the projects have no environment of their own)."""
+    python = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="ledex-bugs-", dir=workdir) as scratch:
         for source in sources:
             if skip and source.name in skip:

@@ -172,10 +172,10 @@ class ProjectCollector:
         folder = bug.write(scratch / bug.name)
         try:
             started = time.perf_counter()
-            run = run_pytest(folder, ["tests"], timeout=cfg.timeout)
+            run = run_pytest(folder, ["tests"], python=sys.executable, timeout=cfg.timeout)
             self.counters.bug_search += time.perf_counter() - started
             failing = [o for o in run.outcomes.values() if o.failed]
-            task = prepare(folder, run, failing[0], timeout=cfg.timeout) if failing else None
+            task = prepare(folder, run, failing[0], python=sys.executable, timeout=cfg.timeout) if failing else None
             records: list[Trajectory] = []
             if task is not None and not isinstance(task, str):
                 backend = self.backend()

@@ -94,7 +94,8 @@ R = TypeVar("R")  # a record dataclass: Sample, Trajectory, or a stage's own (ev
 
 
 def to_json(record: Any) -> str:
-    data = asdict(record)
+    """One line for a record dataclass, or for a plain mapping (a stage's own marks)."""
+    data = dict(record) if isinstance(record, Mapping) else asdict(record)
     if isinstance(record, Trajectory):  # derived, but handy for people reading the file with jq
         data["pass_fraction"] = record.pass_fraction
         data["verified"] = record.verified

@@ -1,0 +1,124 @@
+"""`ledex-train collect_projects` end to end, with a scripted model on a real OpenAI-compatible
+loopback server and every candidate verified by real sandboxed pytest runs: the records, the
+rationalisation pass, resuming (also from a committed snapshot), and the one property the stage
+exists for: the prompt a model is trained on is the prompt `ledex fix` sends for the same bug."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledex import dialogue
+from tests.support.openai_loopback import LoopbackServer
+from tests.trainer.test_buggy_projects import ACCOUNT, account_project
+from trainer import collect_projects
+from trainer.buggy_projects import generate
+from trainer.chat_data import to_example
+from trainer.collect_projects import ProjectCollectConfig, ProjectCollector
+from trainer.records import Trajectory, read_records
+
+FIXED = ACCOUNT.split("\n\n\ndef untested")[0] + "\n"  # the class as it was before the bug
+EXPLANATION = "The method was changed in one place; this is the original logic."
+
+
+def right(messages, params) -> str:
+    return dialogue.format_reply(EXPLANATION, FIXED)
+
+
+def wrong_unless_hinted(messages, params) -> str:
+    if "Hint: the bug is in" in messages[0]["content"]:
+        return right(messages, params)
+    return dialogue.format_reply("Maybe this.", FIXED.replace("return self.balance", "return 0"))
+
+
+def config(tmp_path: Path, server: LoopbackServer, **overrides) -> ProjectCollectConfig:
+    settings = {"teacher": f"openai:{server.url}#m", "per_project": 2, "refinements": 2,
+                "output_dir": str(tmp_path / "out"), "progress": False, "timeout": 60.0, **overrides}  # fmt: skip
+    return ProjectCollectConfig(**settings)
+
+
+def trajectories(out: Path) -> list[Trajectory]:
+    return list(read_records(out / "trajectories.jsonl", Trajectory))
+
+
+def test_each_bug_gets_a_verified_repair_in_the_editor_prompt(tmp_path):
+    with LoopbackServer(reply=right) as server:
+        table = ProjectCollector(config(tmp_path, server)).run([account_project()])
+        requests = server.chat_requests
+    out = tmp_path / "out"
+    bugs = [json.loads(line) for line in (out / "bugs.jsonl").read_text().splitlines()]
+    assert len(bugs) == 2 and all(bug["function"].startswith("Account.") for bug in bugs)
+    records = trajectories(out)
+    assert len(records) == 2 and all(r.verified and r.source == "mbpp-bugs" and not r.hint for r in records)
+    assert len(requests) == 2  # the loop stops at the first verified candidate
+    for record, request in zip(records, requests, strict=True):
+        # The record rebuilds exactly the conversation the teacher was sent ...
+        sent = request.body["messages"]
+        assert dialogue.build_conversation(record.task, record.wrong_code, record.feedback, style="explain+refine") == sent
+        # ... and the SFT example is that conversation plus the verified answer.
+        example = to_example(record)
+        assert example["prompt"] == sent
+        assert example["completion"][0]["content"] == dialogue.format_reply(EXPLANATION, record.refinement)
+        assert "class Account" in record.wrong_code and "tests/test_bank.py" in record.feedback
+    assert table["bugs"] == 2 and table["repaired"] == 2 and table["repaired_with_hint_only"] == 0
+    assert table["timing"]["verified"] == 2 and table["timing"]["verification"] > 0
+    assert "| 1 | 2 |" in (out / "table.md").read_text()
+
+
+def test_the_training_prompt_is_the_prompt_ledex_fix_sends(tmp_path):
+    with LoopbackServer(reply=right) as server:
+        ProjectCollector(config(tmp_path, server, per_project=1)).run([account_project()])
+        collected = server.chat_requests[0].body["messages"]
+    (bug,) = generate([account_project()], per_project=1, seed=0)
+    project = bug.write(tmp_path / "project")
+    (project / "case.json").unlink()
+    with LoopbackServer(reply=right) as server:
+        command = [sys.executable, "-m", "ledex", "fix", str(project), "--model", f"openai:{server.url}#m",
+                   "-n", "2", "--rounds", "1", "--test", bug.failing[0], "--python", sys.executable]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+        assert result.returncode == 0, result.stdout + result.stderr
+        served = server.chat_requests[0].body["messages"]
+    assert served == collected
+
+
+def test_the_hint_pass_repairs_what_the_teacher_could_not_and_stays_out_of_the_prompt(tmp_path):
+    with LoopbackServer(reply=wrong_unless_hinted) as server:
+        table = ProjectCollector(config(tmp_path, server, per_project=1)).run([account_project()])
+    records = trajectories(tmp_path / "out")
+    plain = [r for r in records if not r.hint]
+    hinted = [r for r in records if r.hint]
+    assert plain and not any(r.verified for r in plain)
+    assert hinted and all(r.verified for r in hinted) and all("/hint/" in r.key for r in hinted)
+    assert all("Hint" not in r.task and r.task == plain[0].task for r in hinted)
+    assert table["repaired"] == 0 and table["repaired_with_hint_only"] == 1
+
+
+def test_a_rerun_resumes_and_a_fresh_folder_resumes_from_the_committed_snapshot(tmp_path):
+    data = tmp_path / "data"
+    with LoopbackServer(reply=right) as server:
+        ProjectCollector(config(tmp_path, server, data_dir=str(data))).run([account_project()])
+        assert len(server.chat_requests) == 2
+        ProjectCollector(config(tmp_path, server, data_dir=str(data))).run([account_project()])
+        assert len(server.chat_requests) == 2  # nothing asked again
+        fresh = config(tmp_path, server, data_dir=str(data), output_dir=str(tmp_path / "fresh"))
+        ProjectCollector(fresh).run([account_project()])
+        assert len(server.chat_requests) == 2
+    snapshot = gzip.decompress((data / "trajectories.jsonl.gz").read_bytes()).decode()
+    assert [json.loads(line)["key"] for line in snapshot.splitlines()] == [r.key for r in trajectories(tmp_path / "out")]
+    assert (tmp_path / "fresh" / "trajectories.jsonl").read_text() == snapshot
+    assert "| 1 | 2 |" in (data / "table.md").read_text()
+
+
+def test_changed_settings_and_held_out_splits_are_refused(tmp_path):
+    with LoopbackServer(reply=right) as server:
+        ProjectCollector(config(tmp_path, server, per_project=1)).run([account_project()])
+        with pytest.raises(collect_projects.LedexError, match="per_project=1 \\(now 2\\)"):
+            ProjectCollector(config(tmp_path, server)).run([account_project()])
+    with pytest.raises(ValueError, match="held-out"):
+        ProjectCollectConfig(split="heldout").check()
