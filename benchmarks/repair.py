@@ -47,13 +47,11 @@ from typing import Any
 if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.anchor import STYLE as ANCHOR
+from benchmarks.anchor import naive_anchor
 from benchmarks.cases.check_cases import CASES_ROOT, Case, copy_case, load_cases
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-ANCHOR = (
-    "anchor (plain chat prompt, 1 round, 2-4 samples): 1.5B fixed 4/12 projects, 0.5B 0/12, "
-    "~45 s per project"
-)
 GOAL = (
     "goals: default model >= 65% of failing tests verified, p50 <= 15 s per verified fix; "
     "0.5B > 0; other <= 5%"
@@ -402,7 +400,10 @@ def repair_one(
         )
         record["related"] = [f"{s.relpath}::{s.symbol.qualname}" for s in task.related]
         try:
-            result = project_repair.repair_test(task, backend, config, progress=progress)
+            if config.style == ANCHOR:
+                result = naive_anchor(task, backend, max_tokens=config.max_tokens, seed=config.seed)
+            else:
+                result = project_repair.repair_test(task, backend, config, progress=progress)
         except Exception as error:  # noqa: BLE001 - one broken test must not end a long run
             record["error"] = f"repair_test raised {error!r}"
         # conversation_parts drops related functions from the end, noting each one it drops
@@ -456,7 +457,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--styles",
         nargs="+",
         default=["explain+refine", "refine"],
-        choices=["explain+refine", "refine"],
+        choices=["explain+refine", "refine", "anchor"],
+        help="the loop's prompt styles; anchor: one plain prompt with pytest's report and the "
+        "project's files, one greedy reply pasted back, no loop (benchmarks/anchor.py); it always "
+        "runs as 1 round",
     )
     add("--rounds-list", nargs="+", type=int, default=[1, 3], help="rounds per configuration")
     add("-n", type=int, default=4, help="candidates per round (default: %(default)s, as `ledex fix`)")
@@ -549,7 +553,8 @@ def print_report(console: Any, records: list[dict[str, Any]], extra: Sequence[st
         "prompt shows the buggy one at all (as the target or a called function)",
         *extra,
         GOAL,
-        ANCHOR,
+        f"style {ANCHOR}: one plain prompt (pytest's report + the project's files), one greedy "
+        "reply pasted back, no loop (benchmarks/anchor.py): what the loop must beat",
     ):
         console.print(line, highlight=False)
 
@@ -683,9 +688,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("no case matches --cases/--limit")
         return 2
     _prepare_output(args.out)
-    configs = [(style, rounds) for style in args.styles for rounds in args.rounds_list]
+    configs = [(style, rounds) for style in args.styles for rounds in args.rounds_list if style != ANCHOR]
     largest = max(args.rounds_list)
     run_configs = [(s, r) for s, r in configs if r == largest] if args.derive else configs
+    if ANCHOR in args.styles:
+        configs.append((ANCHOR, 1))
+        run_configs.append((ANCHOR, 1))
     records = read_records(args.out)
     records += derive_missing(records, args.rounds_list if args.derive else [])
     done = {record_key(r) for r in records}

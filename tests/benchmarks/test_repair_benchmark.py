@@ -141,3 +141,27 @@ def test_fewer_rounds_are_derived_as_the_prefix_of_a_longer_run():
     derived = bench.derive_missing([fixed_in_round_2], [1, 3])
     assert [r["rounds"] for r in derived] == [1]
     assert bench.derive_missing([fixed_in_round_2, *derived], [1, 3]) == []
+
+
+def test_the_loop_and_the_naive_anchor_run_side_by_side_on_a_case(tmp_path, capsys):
+    """A real run of the benchmark on one case with a scripted loopback model: both styles are
+    measured, and the anchor's one request is a plain prompt with pytest's report and the files."""
+    from benchmarks.cases.check_cases import reference_fix_code
+    from ledex import dialogue
+    from tests.support.openai_loopback import LoopbackServer
+
+    (case,) = [c for c in load_cases(CASES_ROOT) if c.name == "bank_withdraw_comparison"]
+    reply = dialogue.format_reply("`>=` refuses the whole balance.", reference_fix_code(case))
+    out = tmp_path / "records.jsonl"
+    with LoopbackServer(reply=lambda messages, params: reply) as server:
+        code = bench.main(["--models", f"openai:{server.url}#m", "--styles", "explain+refine", "anchor",
+                           "--rounds-list", "1", "-n", "1", "--cases", case.name, "--out", str(out)])  # fmt: skip
+        requests = [r.body["messages"] for r in server.chat_requests]
+    assert code == 0
+    records = bench.read_records(out)
+    assert sorted((r["style"], r["verified"]) for r in records) == [("anchor", True)] * 2 + [("explain+refine", True)] * 2
+    plain = [m for m in requests if len(m) == 1]
+    assert len(plain) == 2 and plain[0][0]["role"] == "user"
+    assert "bank/account.py:\n```python\n" in plain[0][0]["content"]
+    assert "InsufficientFunds" in plain[0][0]["content"] and "tests/test_account.py::" in plain[0][0]["content"]
+    assert "anchor" in capsys.readouterr().out
