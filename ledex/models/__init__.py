@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Message, Sampling
 from ledex.models.spec import DEFAULT_SPEC, ModelSpec, parse_spec
 
@@ -19,7 +21,7 @@ __all__ = [
 ]
 
 
-def load_backend(spec: str | ModelSpec = DEFAULT_SPEC, **options: object) -> Backend:
+def load_backend(spec: str | ModelSpec = DEFAULT_SPEC, **options: Any) -> Backend:
     """Build the backend a spec names. Heavy imports (llama_cpp, torch, vllm) happen only here.
 
     `options` are backend-specific (e.g. `n_ctx`, `timeout`) and ignored by backends that do not

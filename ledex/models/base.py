@@ -9,7 +9,7 @@ in order, whatever the backend can do natively.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -82,10 +82,11 @@ class Backend(abc.ABC):
         """`sampling.n` completions for each conversation, in the order given."""
 
     @abc.abstractmethod
-    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Iterator[str]:
-        """Yield the text of one completion as it is generated (`sampling.n` is ignored)."""
+    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Generator[str, None, None]:
+        """Yield the text of one completion as it is generated (`sampling.n` is ignored); closing
+        the generator stops the generation (the repair loop does, once a reply is complete)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a hook: a backend that holds nothing keeps this one
         """Release the model or connection; the backend is unusable afterwards."""
 
     def __enter__(self) -> Backend:

@@ -11,21 +11,21 @@ import contextlib
 import os
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ledex import weights
 from ledex.errors import BackendResponseError, BackendUnavailable, ContextOverflow, WeightsError
 from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Sampling
-from ledex.models.spec import ModelSpec
+from ledex.models.spec import ModelSpec, is_gguf_path
 
 DEFAULT_N_CTX = 8192
 
 
 def resolve_model_file(target: str) -> tuple[Path, int | None]:
     """(GGUF path, training context length if known) for an embedded name or a .gguf path."""
-    if target.endswith(".gguf") or os.sep in target:
+    if is_gguf_path(target):
         path = Path(target).expanduser()
         if not path.is_file():
             raise WeightsError(f"GGUF file not found: {path}")
@@ -102,7 +102,7 @@ class EmbeddedBackend(Backend):
             for conv in conversations
         ]
 
-    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Iterator[str]:
+    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Generator[str, None, None]:
         with self._lock, self._context_errors():
             for chunk in self._call(conversation, sampling, 0, stream=True):
                 piece = chunk["choices"][0]["delta"].get("content")

@@ -8,7 +8,7 @@ model. torch is imported only when this backend is built.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ class HFBackend(Backend):
     ) -> list[list[Completion]]:
         return [self._generate_one(conv, sampling) for conv in conversations]
 
-    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Iterator[str]:
+    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Generator[str, None, None]:
         from transformers import TextIteratorStreamer
 
         inputs = self._encode(conversation)

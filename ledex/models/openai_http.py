@@ -14,7 +14,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,7 +175,7 @@ class OpenAIBackend(Backend):
         self,
         conversation: Conversation,
         sampling: Sampling = Sampling(),  # noqa: B008 -- frozen, as in Backend
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         body = self._payload(conversation, sampling, n=1, seed=sampling.seed_for(0))
         body["stream"] = True
         url = self._url("/chat/completions")
@@ -186,7 +186,7 @@ class OpenAIBackend(Backend):
             if piece:
                 yield piece
 
-    def _sse_events(self, url: str, body: JSON) -> Iterator[str]:
+    def _sse_events(self, url: str, body: JSON) -> Generator[str, None, None]:
         """The `data` payload of each Server-Sent Event of a streamed reply."""
         for attempt in range(self._max_retries + 1):
             started = False
@@ -280,7 +280,9 @@ def _parse_choices(reply: JSON, url: str) -> list[Completion]:
     choices = reply.get("choices")
     if not isinstance(choices, list) or not choices:
         raise _invalid(url, json.dumps(reply))
-    usage = reply.get("usage") if isinstance(reply.get("usage"), dict) else {}
+    usage = reply.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
     prompt_tokens = _int_or_none(usage.get("prompt_tokens"))
     # Usage is per request, not per choice: a completion count is exact only for one choice.
     completion_tokens = _int_or_none(usage.get("completion_tokens")) if len(choices) == 1 else None
@@ -292,7 +294,7 @@ def _completion(
     choice: object, url: str, prompt_tokens: int | None, completion_tokens: int | None
 ) -> Completion:
     message = choice.get("message") if isinstance(choice, dict) else None
-    if not isinstance(message, dict):
+    if not isinstance(choice, dict) or not isinstance(message, dict):
         raise _invalid(url, json.dumps(choice))
     content = message.get("content")
     if content is not None and not isinstance(content, str):
@@ -323,7 +325,7 @@ def _delta_text(chunk: JSON, url: str) -> str:
     return content if isinstance(content, str) else ""
 
 
-def _parse_sse(lines: Iterator[str]) -> Iterator[str]:
+def _parse_sse(lines: Iterator[str]) -> Generator[str, None, None]:
     """Server-Sent Events: `data:` lines accumulate until a blank line ends the event."""
     data: list[str] = []
     for line in lines:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlparse
@@ -33,7 +35,7 @@ class ModelSpec:
     adapter: str | None = None
 
     def __str__(self) -> str:
-        text = self.kind
+        text: str = self.kind
         if self.target:
             text += f":{self.target}"
         if self.model:
@@ -64,6 +66,20 @@ def parse_spec(spec: str) -> ModelSpec:
     if sep and kind == "embedded" and not target and not adapter:
         raise ModelSpecError(f"model spec {spec!r} has an empty model name after 'embedded:'")
     return ModelSpec(kind=kind, target=target, adapter=adapter)
+
+
+def parse_model_name(text: str) -> ModelSpec:
+    """A model as `ledex model install|verify|path` names it: any spec `--model` takes
+    (`embedded`, `embedded:0.5b`, ...) or, as before, a bare embedded model name (`0.5b`)."""
+    stripped = text.strip()
+    if re.split(r"[:+]", stripped, maxsplit=1)[0] in KINDS:
+        return parse_spec(stripped)
+    return ModelSpec(kind="embedded", target=stripped)
+
+
+def is_gguf_path(target: str) -> bool:
+    """True when an embedded spec's target is a GGUF file of the user's own, not a model name."""
+    return target.endswith(".gguf") or os.sep in target
 
 
 def _split_adapter(rest: str) -> tuple[str, str | None]:

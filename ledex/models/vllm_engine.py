@@ -6,7 +6,7 @@ CPU-only machine); nothing imports it unless this backend is chosen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from ledex.errors import BackendUnavailable
@@ -72,7 +72,7 @@ class VLLMBackend(Backend):
             for output in outputs
         ]
 
-    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Iterator[str]:
+    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Generator[str, None, None]:
         # The offline engine has no streaming API; batch work does not need it.
         ((completion, *_),) = self.generate([conversation], sampling)
         yield completion.text

