@@ -18,7 +18,10 @@ def median(values):
     return ordered[middle]
 '''
 # What the sandbox reports for WRONG_CODE (the second assert fails).
-FEEDBACK = "The code fails this test:\nassert median([4, 1, 3, 2]) == 2.5\nmedian([4, 1, 3, 2]) returned 3, expected 2.5"
+FEEDBACK = (
+    "The code fails this test:\nassert median([4, 1, 3, 2]) == 2.5\n"
+    "median([4, 1, 3, 2]) returned 3, expected 2.5"
+)
 
 
 def conversation() -> list[Message]:

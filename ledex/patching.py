@@ -111,30 +111,6 @@ def symbol_source(source: str, symbol: Symbol) -> str:
     return "".join(lines[symbol.start_line - 1 : symbol.end_line])
 
 
-def class_context(source: str, symbol: Symbol) -> str:
-    """A method with what the model needs of its class: the class line, class-level statements
-    (attributes), `__init__`, and the method itself; other methods as their signature only."""
-    if symbol.class_name is None:
-        return symbol_source(source, symbol)
-    tree = ast.parse(source)
-    cls = _find_class(tree.body, symbol.class_name.split("."))
-    if cls is None:
-        return symbol_source(source, symbol)
-    lines = source.splitlines(keepends=True)
-    header_end = cls.body[0].lineno - 1
-    start = min([d.lineno for d in cls.decorator_list] + [cls.lineno])
-    parts = ["".join(lines[start - 1 : header_end])]
-    for node in cls.body:
-        first = min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
-        text = "".join(lines[first - 1 : node.end_lineno])
-        if isinstance(node, _DEFS) and node.name not in (symbol.name, "__init__"):
-            text = "".join(lines[first - 1 : node.body[0].lineno - 1]) or lines[node.lineno - 1]
-            indent = lines[node.lineno - 1][: len(lines[node.lineno - 1]) - len(lines[node.lineno - 1].lstrip())]
-            text = text.rstrip("\n") + "\n" + indent + "    ...\n"
-        parts.append(text)
-    return "".join(parts)
-
-
 def _find_class(body: list[ast.stmt], path: list[str]) -> ast.ClassDef | None:
     for node in body:
         if isinstance(node, ast.ClassDef) and node.name == path[0]:
@@ -205,8 +181,9 @@ def definitions(body: list[ast.stmt], prefix: str = "") -> Iterator[tuple[str, _
 
 def _is_stub(node: _Def) -> bool:
     body = list(node.body)
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-        body = body[1:] if isinstance(body[0].value.value, str) else body
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        body = body[1:]  # the docstring
     return all(
         isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
                                        and stmt.value.value is Ellipsis)

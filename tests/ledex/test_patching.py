@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from ledex.patching import Patch, PatchError, apply_fix, class_context, find_symbols, symbol_at
+from ledex.patching import Patch, PatchError, apply_fix, find_symbols, symbol_at
 
 SOURCE = textwrap.dedent('''\
     """Shapes."""
@@ -171,15 +171,11 @@ def test_a_broken_file_is_an_error_not_an_exception():
     assert isinstance(apply_fix("def f(:\n", "def f():\n    pass\n"), PatchError)
 
 
-def test_symbol_at_and_class_context():
+def test_symbol_at():
     symbols = find_symbols(SOURCE)
     pop = symbols["Stack.pop"]
     assert symbol_at(SOURCE, pop.end_line) == pop
     assert symbol_at(SOURCE, 2) is None
-    context = class_context(SOURCE, pop)
-    assert "class Stack:" in context and "limit = 10" in context and "self.items = []" in context
-    assert "return self.items.pop(0)" in context
-    assert "def size(self):\n        ..." in context and "return len(self.items)" not in context
 
 
 def test_diff_names_the_file():
