@@ -20,6 +20,13 @@ class Limits:
     file_size_mb: int = 64
     open_files: int = 256
     tmp_mb: int = 256  # size of the private writable /tmp
+    #: the memory cgroup's cap on the whole sandbox (its processes and the files it keeps in tmpfs),
+    #: where one can be created; 0: memory_mb + twice tmp_mb (/tmp and /dev/shm) + 256 MB
+    sandbox_memory_mb: int = 0
+
+    @property
+    def cgroup_memory_mb(self) -> int:
+        return self.sandbox_memory_mb or self.memory_mb + 2 * self.tmp_mb + 256
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -13,7 +13,9 @@ Statuses:
 - "failed":  the first failing test's assertion was false / its stdin-stdout output differed;
 - "error":   the first failing test raised, or the program could not be tested at all: it does not
              compile, raised or exited (sys.exit, os._exit) before or while the tests ran, printed
-             more than the output limit, interfered with the harness; also an empty test list
+             more than the output limit, interfered with the harness, reached for the harness
+             (frames, gc, ctypes...: refused before it ran, see screening.py), compared as equal
+             to everything; also an empty test list
              ("There are no tests to run": a program that is checked by nothing must not count as
              correct, e.g. as an RL reward);
 - "timeout": wall-clock `timeout` (or its CPU time) ran out; `timeout <= 0` times out at once;
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ledex.feedback import FailureInfo, Frame, format_feedback
-from ledex.sandbox import isolation
+from ledex.sandbox import isolation, screening
 from ledex.sandbox.limits import Limits
 
 Status = Literal["passed", "failed", "error", "timeout", "killed"]
@@ -123,9 +125,14 @@ def run_many(
 class ProgramPool:
     """Up to `workers` warm sandboxed workers, started when first needed; a context manager."""
 
-    def __init__(self, workers: int | None = None, *, python: str = sys.executable) -> None:
+    def __init__(
+        self, workers: int | None = None, *, python: str = sys.executable, screen: bool = True
+    ) -> None:
         self.size = max(1, workers or os.cpu_count() or 1)
         self.python = python
+        #: refuse programs that reach for the harness before they run (screening.py); off only to
+        #: test the harness's own run-time defences
+        self.screen = screen
         self._idle: list[_Worker] = []
         self._count = 0  # workers that exist (idle or busy)
         self._lock = threading.Condition()
@@ -138,7 +145,7 @@ class ProgramPool:
         self, jobs: Iterable[Program | Mapping[str, Any]], *, workers: int | None = None
     ) -> list[ProgramResult]:
         programs = [_as_program(job) for job in jobs]
-        results: list[ProgramResult | None] = [_without_running(p) for p in programs]
+        results: list[ProgramResult | None] = [_without_running(p, self.screen) for p in programs]
         todo = [i for i, result in enumerate(results) if result is None]
         if not todo:
             return results  # type: ignore[return-value]
@@ -246,8 +253,8 @@ def _as_program(job: Program | Mapping[str, Any]) -> Program:
     )
 
 
-def _without_running(program: Program) -> ProgramResult | None:
-    """Results that need no sandbox: bad arguments, no tests, no time."""
+def _without_running(program: Program, screen: bool = True) -> ProgramResult | None:
+    """Results that need no sandbox: bad arguments, no tests, no time, a refused program."""
     if not isinstance(program.code, str) or not isinstance(program.setup, str):
         raise TypeError("code and setup must be str")
     tests = list(program.tests) if not isinstance(program.tests, str | bytes) else None
@@ -262,6 +269,10 @@ def _without_running(program: Program) -> ProgramResult | None:
     ):
         info = FailureInfo(kind="timeout", test=_show_test(_as_test(tests[0])), seconds=0.0)
         return _local_result(program, info, "timeout")
+    refused = screening.refusal(program.code, "program") if screen else ""  # setup is the task's
+    if refused:
+        message = f"The code was not run: {refused}."
+        return _local_result(program, FailureInfo(kind="harness", message=message), "error")
     return None
 
 

@@ -1,21 +1,31 @@
-"""ledex's pytest plugin: records every test report as one JSON line in a results file.
+"""ledex's pytest plugin: records every test report as one JSON line on a private pipe.
 
 Runs inside the sandbox, in the user's interpreter and pytest, loaded with
 `-p ledex_pytest_plugin` from a read-only folder on PYTHONPATH; it is never installed in the user's
 environment. Stdlib + pytest only, and only hooks that pytest 6-9 all have.
 
-Results go to a file named by $LEDEX_PYTEST_RESULTS, not to stdout, so what a test prints cannot
-forge them. The variable is removed and the file opened at import, before conftest.py files or
-tests run. Each record is appended with one write as it happens, so a run killed by the timeout
-keeps everything that finished.
+Results go to a pipe the host passes as file descriptor 3, not to stdout, so what a test prints
+cannot forge them; nothing of the host is writable in the sandbox and no path or environment
+variable names the channel ($LEDEX_PYTEST_CHANNEL only says "1": the pipe is there). At import,
+before conftest.py files or tests run, the plugin reads a per-run key from descriptor 4 (the host
+wrote it and closed its end), closes both and keeps the pipe at a random descriptor that children
+do not inherit. Every record starts with the key: a line without it is tampering. Each record is
+written with one write as it happens, so a run killed by the timeout keeps everything that
+finished.
 
-Records (one JSON object per line, "event" says which):
+Code in the same process can still reach this module; the host does not believe it alone: it
+cross-checks the records against the process's real exit status and pytest's own summary line
+(pytest_runner), and refuses candidate code that reaches for pytest or this plugin (screening).
+
+Records (the key, a space, one JSON object, a newline; "event" says which):
   rootdir    {rootdir, invocation_dir}
   collected  {nodeids}
   start      {nodeid, location}              a test began (an unfinished one is the one that hung)
   report     {nodeid, when, outcome, wasxfail, duration, message, longrepr, frames, location}
   collect_error {nodeid, message, longrepr, frames}
-  finish     {exitstatus}
+  finish     {exitstatus}                    after every other sessionfinish hook (a conftest
+                                             may change session.exitstatus), so it is the
+                                             status the process exits with
 Frames are {path (absolute), line (1-based), function}, innermost last, pytest's own frames left
 out.
 """
@@ -23,40 +33,57 @@ out.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import inspect
 import json
 import os
 import re
+import resource
+import secrets
+import stat
 import traceback
 
 import pytest
 
-ENV_VAR = "LEDEX_PYTEST_RESULTS"
+ENV_VAR = "LEDEX_PYTEST_CHANNEL"
+RECORDS_FD, KEY_FD = 3, 4  # as the host passes them
 MAX_TEXT = 16_000  # longrepr kept per report (its tail: the `E` lines are at the end)
 MAX_FRAMES = 64
 
-_fd: int | None = None
 _frames_by_report: dict[tuple[str, str], list[dict]] = {}
 _frames_by_collector: dict[str, list[dict]] = {}
 _invocation_dir = os.getcwd()
 
 
-def _open_results() -> None:
-    global _fd
-    path = os.environ.pop(ENV_VAR, None)
-    if path:
-        _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+def _open_channel() -> tuple[int | None, bytes]:
+    """The records pipe, moved to a random descriptor that is closed on exec, and the run's key.
+    Only where the host said it passed them (an xdist worker, started later, is told nothing)."""
+    if os.environ.pop(ENV_VAR, None) != "1":
+        return None, b""
+    try:
+        if not stat.S_ISFIFO(os.fstat(RECORDS_FD).st_mode):
+            return None, b""
+        key = os.read(KEY_FD, 256).strip()
+        os.close(KEY_FD)
+        room = max(16, min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 4096) - 16)
+        fd = fcntl.fcntl(RECORDS_FD, fcntl.F_DUPFD_CLOEXEC, 10 + secrets.randbelow(room - 10))
+        os.close(RECORDS_FD)
+    except OSError:
+        return None, b""
+    return fd, key
 
 
-_open_results()
+_fd, _key = _open_channel()
 
 
 def _emit(record: dict) -> None:
     if _fd is None:
         return
-    # a full disk or an odd object must not break the user's run
+    # a full pipe's error or an odd object must not break the user's run
     with contextlib.suppress(OSError, ValueError, TypeError):
-        os.write(_fd, (json.dumps(record, default=str) + "\n").encode("utf-8", "replace"))
+        line = _key + b" " + json.dumps(record, default=str).encode("utf-8", "replace") + b"\n"
+        while line:
+            line = line[os.write(_fd, line) :]
 
 
 # --- frames --------------------------------------------------------------------------------------
@@ -280,10 +307,12 @@ def pytest_collectreport(report) -> None:
            "longrepr": text, "frames": frames})  # fmt: skip
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:
+@pytest.hookimpl(hookwrapper=True)
+def pytest_sessionfinish(session, exitstatus):
+    yield  # after every other implementation: what the process will exit with
     if _config is not None and _is_xdist_worker(_config):
         return
-    _emit({"event": "finish", "exitstatus": int(exitstatus)})
+    _emit({"event": "finish", "exitstatus": int(getattr(session, "exitstatus", exitstatus))})
 
 
 def pytest_internalerror(excrepr, excinfo) -> None:

@@ -21,9 +21,17 @@ The shadow workspace, per isolation mode:
   filesystem isolation, code running here *could* still write the real project by its absolute
   path; the fallback is announced loudly by `isolation.mode()`.
 
-Results come from our pytest plugin (`pytest_plugin.py`) as JSON lines in a private results file,
-never from stdout, written as each report happens so a run killed by its timeout keeps what
-finished.
+Results come from our pytest plugin (`pytest_plugin.py`) as JSON lines on a private pipe (bounded
+on the host, tagged with a per-run key), never from stdout, written as each report happens so a run
+killed by its timeout keeps what finished.
+
+The verdict is not taken from that one channel: code under test runs in pytest's process and could
+rewrite what the plugin says. A run is "ok" only when independent signals agree: the process's real
+exit status, the plugin's finish record, pytest's own summary line ("1 failed, 2 passed in 0.1s")
+and the per-test records; any disagreement is status "tampered" (no outcomes are believed). Before
+anything runs, overlay files that add constructs reaching for the verifier (pytest internals, the
+plugin, frames, `gc`, `ctypes`, `os._exit`...) are refused: status "refused", the reason in the
+message (see screening.py).
 """
 
 from __future__ import annotations
@@ -38,8 +46,10 @@ import logging
 import math
 import os
 import re
+import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -50,13 +60,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ledex.sandbox import isolation
+from ledex.sandbox import isolation, screening
 from ledex.sandbox.isolation import Mount, Spec
 from ledex.sandbox.limits import Limits
 
 log = logging.getLogger("ledex.sandbox")
 
-Status = Literal["ok", "timeout", "error", "crashed", "not_found", "cancelled"]
+Status = Literal["ok", "timeout", "error", "crashed", "not_found", "cancelled", "refused", "tampered"]
 Outcome = Literal[
     "passed", "failed", "error", "skipped", "xfailed", "xpassed", "timeout", "crashed"
 ]
@@ -65,7 +75,9 @@ FAILING: frozenset[str] = frozenset({"failed", "error", "timeout", "crashed"})
 PLUGIN_MODULE = "ledex_pytest_plugin"  # a name no user module will have
 _PLUGIN_SOURCE = Path(__file__).resolve().parent / "pytest_plugin.py"
 _PLUGIN_DIR_INSIDE = Path("/opt/ledex-pytest")
-_RESULTS_ENV = "LEDEX_PYTEST_RESULTS"
+_CHANNEL_ENV = "LEDEX_PYTEST_CHANNEL"
+_RECORDS_FD, _KEY_FD = 3, 4  # where the plugin finds the channel (pytest_plugin.py)
+_RECORDS_LIMIT = 64 << 20  # bytes of records the host keeps; more ends the run as tampered
 _TAIL_CHARS = 8_000
 # Not part of a shadow copy: version control, caches, virtual environments (the interpreter runs
 # from its real path).
@@ -217,11 +229,13 @@ def _probe(python: str) -> _Interpreter:
         return _interpreters[python]
     if not (os.path.isfile(python) and os.access(python, os.X_OK)):
         raise _BadInput(f"the Python interpreter {python} does not exist or is not executable")
-    try:
-        done = subprocess.run(
-            [python, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=60
-        )
-        info = json.loads(done.stdout.strip().splitlines()[-1])
+    try:  # in the sandbox: a cloned repository's .venv/bin/python can be any program
+        spec = Spec([python, "-I", "-c", _PROBE], isolation.interpreter_mounts(python),
+                    limits=Limits(cpu_seconds=60, memory_mb=4096, processes=16))  # fmt: skip
+        done = isolation.run(spec, timeout=60, output_limit=4 << 20)
+        info = json.loads(done.stdout.decode(errors="replace").strip().splitlines()[-1])
+        if not isinstance(info, dict) or not isinstance(info.get("sys_path"), list):
+            raise ValueError(f"unexpected answer {info!r}"[:200])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError) as error:
         raise _BadInput(f"cannot run the Python interpreter {python}: {error}") from None
     if not info.get("pytest"):
@@ -229,10 +243,11 @@ def _probe(python: str) -> _Interpreter:
             f"pytest is not installed for the interpreter {python} ({info.get('error')}); install"
             f" it with `{python} -m pip install pytest` or choose another interpreter"
         )
-    sys_path = tuple(p for p in info["sys_path"] if p)
+    sys_path = tuple(p for p in info["sys_path"] if isinstance(p, str) and p)
     # A launcher (pyenv's shims are shell scripts) cannot run inside the sandbox: use the real
     # interpreter it starts. A venv's python stays the venv's (sys.executable keeps it).
-    executable = info.get("executable") or python
+    executable = info.get("executable") if isinstance(info.get("executable"), str) else None
+    executable = executable or python
     interpreter = _Interpreter(executable, info["pytest"], sys_path, _editable_sources(sys_path))
     _interpreters[python] = interpreter
     return interpreter
@@ -359,46 +374,36 @@ class _Workspace:
     root: Path  # where pytest runs and what its paths start with
     mounts: list[Mount]
     pythonpath: list[str]  # folders to import first: our plugin's, the shadow's source folders
-    results: Path  # the JSON-lines file, writable by the sandbox
-    cache_dir: Path  # pytest's cache, private to this run
+    cache_dir: str  # pytest's cache, private to this run, in the sandbox's own writable folder
 
 
 @contextlib.contextmanager
 def _workspace(request: _Request, interpreter: _Interpreter) -> Iterator[_Workspace]:
     run_dir = Path(tempfile.mkdtemp(prefix="ledex-pytest-"))
     try:
-        results_dir = run_dir / "results"
-        results_dir.mkdir()
-        if os.getuid() == 0:  # the fallback may drop to uid 65534, which must still read and write
+        if os.getuid() == 0:  # the fallback may drop to uid 65534, which must still read (only)
             os.chmod(run_dir, 0o755)
-            os.chmod(results_dir, 0o777)
-        results = results_dir / "results.jsonl"
         if isolation.mode() == "bwrap":
-            yield _bwrap_workspace(request, interpreter, run_dir, results)
+            yield _bwrap_workspace(request, interpreter, run_dir)
         else:
             with _shadow_slot(request.project) as shadow:
-                yield _shadow_workspace(request, interpreter, shadow, run_dir, results)
+                yield _shadow_workspace(request, interpreter, shadow, run_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _bwrap_workspace(
-    request: _Request, interpreter: _Interpreter, run_dir: Path, results: Path
-) -> _Workspace:
+def _bwrap_workspace(request: _Request, interpreter: _Interpreter, run_dir: Path) -> _Workspace:
     project = request.project
     outside = [Path(p) for p in interpreter.editable_sources if not _is_within(Path(p), project)]
     mounts = [
         *isolation.interpreter_mounts(request.python),
         *(Mount(path) for path in outside),
         Mount(_PLUGIN_SOURCE, _PLUGIN_DIR_INSIDE / f"{PLUGIN_MODULE}.py"),
-        Mount(results.parent, writable=True),
         Mount(project),  # after the interpreter's folders: the project wins where they nest
         *_overlay_mounts(project, request.overlay, run_dir / "staged"),
     ]
     # pytest's cache in the sandbox's private /tmp: a tmpfs that vanishes with it
-    return _Workspace(
-        project, mounts, [str(_PLUGIN_DIR_INSIDE)], results, Path("/tmp/.ledex-pytest-cache")
-    )
+    return _Workspace(project, mounts, [str(_PLUGIN_DIR_INSIDE)], "/tmp/.ledex-pytest-cache")
 
 
 def _overlay_mounts(project: Path, overlay: Mapping[str, str], staging: Path) -> list[Mount]:
@@ -451,8 +456,8 @@ def _write(path: Path, text: str) -> None:
         file.write(text)
 
 
-def _shadow_workspace(request: _Request, interpreter: _Interpreter, shadow: Path, run_dir: Path,
-                      results: Path) -> _Workspace:  # fmt: skip
+def _shadow_workspace(request: _Request, interpreter: _Interpreter, shadow: Path,
+                      run_dir: Path) -> _Workspace:  # fmt: skip
     _sync_tree(request.project, shadow)
     for relative, text in request.overlay.items():
         target = shadow / relative
@@ -463,8 +468,9 @@ def _shadow_workspace(request: _Request, interpreter: _Interpreter, shadow: Path
     plugin_dir.mkdir()
     shutil.copyfile(_PLUGIN_SOURCE, plugin_dir / f"{PLUGIN_MODULE}.py")
     os.chmod(plugin_dir, 0o755)
+    # $HOME is the sandbox's private working folder (isolation.Sandboxed); pytest expands it
     return _Workspace(shadow, [], [*_shadowed_sources(request.project, interpreter, shadow),
-                                   str(plugin_dir)], results, run_dir / "cache")  # fmt: skip
+                                   str(plugin_dir)], "$HOME/.ledex-pytest-cache")  # fmt: skip
 
 
 def _shadowed_sources(project: Path, interpreter: _Interpreter, shadow: Path) -> list[str]:
@@ -489,14 +495,29 @@ def _shadow_base() -> Path:
     return Path(cache) / "ledex" / "shadows"
 
 
+def _own_folder(path: Path) -> None:
+    """Create `path` (mode 0711: others may pass through, not list) or make sure it is ours: a
+    folder, not a symlink, owned by us and writable by nobody else. A predictable path (root's
+    shadows are in /var/tmp) must not be one another local user prepared."""
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path, 0o711)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise _BadInput(
+            f"{path} is not a folder of this user's that only it can write (owner uid"
+            f" {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}); remove it, or set"
+            " LEDEX_SHADOW_DIR to a private folder"
+        )
+
+
 @contextlib.contextmanager
 def _shadow_slot(project: Path) -> Iterator[Path]:
     """A shadow copy of `project` that no other run uses meanwhile (a file lock per slot)."""
     key = hashlib.sha256(str(project).encode()).hexdigest()[:16]
+    _own_folder(_shadow_base())
     home = _shadow_base() / f"{project.name}-{key}"
-    home.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        os.chmod(_shadow_base(), 0o711)  # others may pass through, not list
+    _own_folder(home)
     lock, slot = _free_slot(home)
     try:
         shadow = home / str(slot)
@@ -599,12 +620,16 @@ def run_pytest(
     limits: Limits | None = None,
     env: Mapping[str, str] = {},  # noqa: B006 - read only
     cancel: threading.Event | None = None,
+    screen: bool = True,
 ) -> PytestRun:
     """Run the tests `node_ids` (all of the project's tests if empty) of `project_dir` with the
     user's interpreter (`python`, else see `resolve_python`) and pytest configuration, with
     `overlay` ({path relative to the project: new text}) replacing or adding files. Never raises
     for bad input: a refused or broken run is a PytestRun with status "error" and a message.
-    Setting `cancel` stops the run (the test process is killed): status "cancelled"."""
+    Setting `cancel` stops the run (the test process is killed): status "cancelled".
+    The overlay is taken for model-written code: what it adds that reaches for the verifier is
+    refused (status "refused"); `screen=False` only for overlays nobody generated (a test of the
+    sandbox's own containment)."""
     started = time.monotonic()
     python_shown = python or ""
     try:
@@ -612,14 +637,29 @@ def run_pytest(
             project_dir, node_ids, overlay, python, timeout, pytest_args, limits, env
         )
         python_shown = request.python
+        refused = _refusal(request) if screen else ""
+        if refused:
+            run = PytestRun(status="refused", message=refused, python=python_shown)
+            run.duration = time.monotonic() - started
+            run.isolation = isolation.mode()
+            return run
         interpreter = _probe(request.python)
         request = dataclasses.replace(request, python=interpreter.python)
         with _workspace(request, interpreter) as workspace:
-            completed = isolation.run(_spec(request, workspace), timeout=request.timeout,
-                                      output_limit=4 << 20, cancel=cancel)  # fmt: skip
-            records = _read_records(workspace.results)
+            key = secrets.token_hex(16)
+            records_read, records_write = os.pipe()
+            key_read, key_write = os.pipe()
+            os.write(key_write, key.encode() + b"\n")
+            os.close(key_write)
+            reader = isolation.ChannelReader(records_read, _RECORDS_LIMIT)
+            reader.start()
+            spec = dataclasses.replace(_spec(request, workspace),
+                                       fds={_RECORDS_FD: records_write, _KEY_FD: key_read})  # fmt: skip
+            completed = isolation.run(spec, timeout=request.timeout, output_limit=4 << 20,
+                                      cancel=cancel)  # fmt: skip (run closes spec.fds)
+            records, tampering = _read_records(reader.result(), key, reader.overflowed)
             mapping = (workspace.root, request.project)
-        run = _assemble(request, completed, records, mapping)
+        run = _assemble(request, completed, records, mapping, tampering)
     except _BadInput as error:
         run = PytestRun(status="error", message=str(error), python=python_shown)
     except Exception as error:  # noqa: BLE001 - the engine reports, it does not raise
@@ -642,32 +682,53 @@ def _spec(request: _Request, workspace: _Workspace) -> Spec:
         "PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin",  # as if the user's venv were active
         "PYTHONPATH": os.pathsep.join(workspace.pythonpath),
         "PYTHONDONTWRITEBYTECODE": "1",  # no __pycache__ anywhere near the project
-        _RESULTS_ENV: str(workspace.results),
+        _CHANNEL_ENV: "1",
     }
     return Spec(
         argv=argv, mounts=workspace.mounts, workdir=workspace.root, env=env, limits=request.limits
     )
 
 
-def _read_records(path: Path) -> list[dict]:
+def _refusal(request: _Request) -> str:
+    """Why the overlay is refused before it runs ("" if it is not): what a candidate file adds to
+    its original that reaches for the verifier."""
+    for relative, text in request.overlay.items():
+        original = None
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            original = (request.project / relative).read_text(encoding="utf-8")
+        reason = screening.refusal(text, "pytest", original)
+        if reason:
+            return f"the candidate {relative} was not run: {reason}"
+    return ""
+
+
+def _read_records(data: bytes, key: str, overflowed: bool) -> tuple[list[dict], str]:
+    """The plugin's records, and why the channel cannot be believed ("" if it can): a line
+    without the run's key, or more than the host keeps."""
+    if overflowed:
+        return [], f"the test run wrote more than {_RECORDS_LIMIT >> 20} MB of results"
     records = []
-    try:
-        lines = path.read_bytes().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return []
-    for line in lines:
+    prefix = key.encode() + b" "
+    lines = data.split(b"\n")
+    for index, line in enumerate(lines):
+        if not line:
+            continue
+        if not line.startswith(prefix):
+            if index == len(lines) - 1 and prefix.startswith(line[: len(prefix)]):
+                continue  # the start of a record cut off by a kill
+            return [], "a results record did not come from ledex's pytest plugin"
         with contextlib.suppress(ValueError):
-            record = json.loads(line)
+            record = json.loads(line[len(prefix) :].decode("utf-8", "replace"))
             if isinstance(record, dict):
                 records.append(record)
-    return records  # a line cut off by a kill is skipped
+    return records, ""  # a line cut off by a kill is skipped
 
 
 # --- from records to a PytestRun -----------------------------------------------------------------
 
 
 def _assemble(request: _Request, completed: isolation.Completed, records: list[dict],
-              mapping: tuple[Path, Path]) -> PytestRun:  # fmt: skip
+              mapping: tuple[Path, Path], tampering: str = "") -> PytestRun:  # fmt: skip
     unshadow = _path_mapper(*mapping)
     records = [_map_record(r, unshadow) for r in records]
     by_event: dict[str, list[dict]] = {}
@@ -689,6 +750,10 @@ def _assemble(request: _Request, completed: isolation.Completed, records: list[d
     run.missing = _not_found(stderr, request.project)
     unfinished = _unfinished(by_event.get("start", []), by_event.get("report", []))
     run.status, run.message = _status(run, completed, finish, unfinished, request.timeout)
+    if run.status == "ok" and not tampering:
+        tampering = _disagreement(completed, finish, by_event)
+    if tampering:
+        return _tampered(run, tampering)
     for node_id, location in unfinished.items():
         if run.status == "cancelled":
             continue  # not an outcome of the test: nobody waits for a cancelled run's results
@@ -718,6 +783,77 @@ def _status(run: PytestRun, completed: isolation.Completed, finish: dict | None,
         return "crashed", f"the test process died ({_describe_exit(completed.returncode)}){running}"
     detail = _last_lines(run.stderr) or _last_lines(run.stdout)
     return "error", f"pytest exited with status {code}: {detail}"
+
+
+def _tampered(run: PytestRun, why: str) -> PytestRun:
+    """A run whose signals disagree: nothing it reported is believed."""
+    run.status = "tampered"
+    run.message = (f"the test run's results cannot be trusted ({why}): the code under test may have"
+                   " tampered with pytest or ledex's reporting, so no test counts as passed")  # fmt: skip
+    run.outcomes, run.collection_errors, run.exit_code = {}, [], None
+    return run
+
+
+def _disagreement(completed: isolation.Completed, finish: dict | None,
+                  by_event: dict[str, list[dict]]) -> str:  # fmt: skip
+    """Why the independent signals of a finished run disagree ("" if they agree): the process's
+    real exit status, the plugin's finish record, pytest's own summary line and the per-test
+    records. Code under test shares pytest's process and can rewrite any one of them."""
+    real = _process_exit(completed.returncode)
+    reported = finish.get("exitstatus") if finish else None
+    if real != reported:
+        return f"pytest's process exited with status {real}, its report said {reported}"
+    summary = _summary(completed.stdout.decode("utf-8", "replace"))
+    if summary is None:
+        return ("pytest's summary line is missing from its output (it is needed to cross-check the"
+                " results: run without -qq or -p no:terminal)")  # fmt: skip
+    counted = _counts(by_event)
+    for kind in ("passed", "failed", "error"):
+        if summary.get(kind, 0) != counted.get(kind, 0):
+            return (f"pytest counted {summary.get(kind, 0)} {kind}, the per-test records"
+                    f" {counted.get(kind, 0)}")  # fmt: skip
+    failing = counted.get("failed", 0) + counted.get("error", 0)
+    if (real == 0) != (failing == 0) and real in (0, 1):
+        return f"pytest exited with status {real} after {failing} failures or errors"
+    return ""
+
+
+_SUMMARY = re.compile(
+    r"^(?:=+ )?(no tests ran|\d+ [a-z]+(?:, \d+ [a-z]+)*) in [\d.]+s(?: \([\d:.]+\))?(?: =+)?\s*$",
+    re.MULTILINE,
+)
+
+
+def _summary(stdout: str) -> dict[str, int] | None:
+    """pytest's final line, `=== 1 failed, 2 passed, 1 warning in 0.12s ===`, as counts."""
+    found = _SUMMARY.findall(stdout)
+    if not found:
+        return None
+    counts: dict[str, int] = {}
+    for part in found[-1].split(", "):
+        number, _, kind = part.partition(" ")
+        if number.isdigit():
+            kind = {"errors": "error", "warnings": "warning"}.get(kind, kind)
+            counts[kind] = counts.get(kind, 0) + int(number)
+    return counts
+
+
+def _counts(by_event: dict[str, list[dict]]) -> dict[str, int]:
+    """The per-test records counted as pytest's terminal summary counts reports."""
+    counts: dict[str, int] = {"error": len(by_event.get("collect_error", []))}
+    for report in by_event.get("report", []):
+        when, outcome = report.get("when"), report.get("outcome")
+        xfail = report.get("wasxfail") is not None
+        if outcome == "failed":
+            kind = "failed" if when == "call" else "error"
+        elif outcome == "skipped":
+            kind = "xfailed" if xfail else "skipped"
+        elif outcome == "passed" and when == "call":
+            kind = "xpassed" if xfail else "passed"
+        else:
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
 
 
 def _process_exit(returncode: int | None) -> int | None:

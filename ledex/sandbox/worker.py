@@ -28,9 +28,13 @@ What a program cannot do (the defences, see also tests/ledex/sandbox/test_hostil
   functions it bound before any program ran, the `assert` statement raises the interpreter's own
   AssertionError, and records are formatted with str `%` (a C-level operation) from values the harness
   made itself.
-Not defended (a program in the same process can always do this): code that deliberately digs the
-nonce and the channel out of the harness's frames or memory, or returns an object whose `__eq__`
-always says True. The isolation around the worker still contains what such a program can do.
+- fake success by returning an object whose `__eq__` says True to everything (or to anything of the
+  expected type): every `a == b` in a test is checked first (`checked_eq`): a compared object that
+  equals a fresh probe, or a perturbed copy of the value it is compared with, fails the test.
+Reading the harness's frames or memory (for the nonce and the channel, or the expected values) is
+refused before the program runs (ledex.sandbox.screening, on the host); a program in the same
+process that evades that screen could still do it, and the isolation around the worker still
+contains what such a program can do.
 """
 
 import ast
@@ -129,8 +133,10 @@ def _own_cgroup_procs():
             for line in lines:
                 parts = line.strip().split(":", 2)
                 if len(parts) == 3 and "ledex-" in parts[2]:
-                    base = (
-                        "/sys/fs/cgroup/pids" if "pids" in parts[1].split(",") else "/sys/fs/cgroup"
+                    controllers = parts[1].split(",")
+                    base = next(
+                        (f"/sys/fs/cgroup/{c}" for c in ("pids", "memory") if c in controllers),
+                        "/sys/fs/cgroup",
                     )
                     path = base + parts[2] + "/cgroup.procs"
                     if os.path.exists(path):
@@ -319,30 +325,40 @@ def _read_pids(path):
 
 
 def _clear(root):
-    """Remove whatever the program left in the scratch area, so the next program starts clean."""
-    if not os.path.isdir(root):
+    """Remove whatever the program left in the scratch area, so the next program starts clean.
+    Through descriptors, never following a symlink: a program (or, without bubblewrap, another
+    local user) cannot swap a folder for a link and redirect the deletion."""
+    try:
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
         return
-    for entry in os.scandir(root):
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                _rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            pass
+    try:
+        _clear_at(folder)
+    finally:
+        os.close(folder)
 
 
-def _rmtree(path):
-    for entry in os.scandir(path):
+def _clear_at(folder):
+    try:
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries]
+    except OSError:
+        return
+    for name in names:
         try:
-            if entry.is_dir(follow_symlinks=False):
-                os.chmod(entry.path, 0o700)  # a program may have made its folders read-only
-                _rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-        except OSError:
-            pass
-    os.rmdir(path)
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+        except OSError:  # not a folder: a file, a symlink, a fifo
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=folder)
+            continue
+        try:
+            with contextlib.suppress(OSError):
+                os.fchmod(child, 0o700)  # a program may have made its folders read-only
+            _clear_at(child)
+        finally:
+            os.close(child)
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=folder)
 
 
 def _parse_records(watch, nonce, pid):
@@ -512,6 +528,106 @@ def _make_harness():
     _memfd_create = getattr(os, "memfd_create", None)
     _lseek, _dup2, _close = os.lseek, os.dup2, os.close
     _dict = dict
+    _Name, _Load, _setattr = ast.Name, ast.Load, setattr
+    _plain = (int, float, complex, str, bytes, bool, type(None))
+    _sequences, _list_type, _tuple, _zip, _islice = (list, tuple), list, tuple, zip, __import__("itertools").islice
+    _set_types, _dict_type, _bool = (set, frozenset), dict, bool
+    _eq_name = "_ledex_eq_" + secrets.token_hex(8)  # a name no program can know in advance
+
+    class _Probe:
+        """Equal to nothing but itself (object's own __eq__)."""
+
+    class ForgedEquality(Exception):  # noqa: N818 - the name is what the feedback shows
+        pass
+
+    def says_equal(value, other):
+        try:
+            said = value == other
+            return said if _type(said) is _bool else _bool(said)
+        except _BaseException:
+            return False
+
+    def perturbed(value):
+        """A value of the same plain type that an honest object equal to `value` is not equal to."""
+        kind = _type(value)
+        if kind is _bool:
+            return not value
+        if kind in (int, float, complex):
+            other = value + 1
+            return other if other != value else _Probe()  # inf, nan
+        if kind is str:
+            return value + "\x00ledex"
+        if kind is bytes:
+            return value + b"\x00ledex"
+        if kind in _sequences:
+            return value + kind([_Probe()])
+        if kind is _dict_type:
+            return {**value, _Probe(): 0}
+        return _Probe()
+
+    def forged(left, right, budget=10000):
+        """Does a value compared in a test claim to equal what it cannot (an object whose __eq__
+        says True to everything, or to anything of the expected type)? Compared values are walked
+        side by side through lists, tuples and dicts; an object of any other type is asked whether
+        it equals a fresh probe and a perturbed copy of what it is compared with."""
+        todo = [(left, right)]
+        while todo and budget > 0:
+            a, b = todo.pop()
+            budget -= 1
+            kind_a, kind_b = _type(a), _type(b)
+            if kind_a in _plain and kind_b in _plain:
+                continue
+            if kind_a is kind_b and kind_a in _sequences and _len(a) == _len(b):
+                todo.extend(_islice(_zip(a, b), budget))
+                continue
+            if kind_a is kind_b is _dict_type and _len(a) == _len(b):
+                todo.extend((a[k], b[k]) for k in _islice(a, budget) if _type(k) in _plain and k in b)
+                continue
+            for value, other in ((a, b), (b, a)):
+                kind = _type(value)
+                if kind in _plain:
+                    continue
+                if kind in _sequences or kind in _set_types or kind is _dict_type:
+                    items = value.items() if kind is _dict_type else value
+                    for item in _islice(items, budget):  # each element against a probe only
+                        pairs = item if kind is _dict_type else (item,)
+                        todo.extend([(element, _Probe()) for element in pairs])
+                    continue
+                comparable = _type(other) in _plain or _type(other) in _sequences
+                comparable = comparable or _type(other) is _dict_type
+                if says_equal(value, _Probe()) or (comparable and says_equal(value, perturbed(other))):
+                    return True
+        return False
+
+    def checked_eq(left, right):
+        if forged(left, right):
+            raise ForgedEquality(
+                "a compared value says it equals what it is not (its __eq__ does not compare)"
+            )
+        return left == right
+
+    def with_checked_equality(source):
+        """The test's code with each `a == b` made `checked_eq(a, b)`: a program cannot pass a
+        test by returning an object that equals everything."""
+        tree = _compile(source, "<test>", "exec", _only_ast, dont_inherit=True)
+        for node in _walk(tree):
+            for field in node._fields:
+                value = _getattr(node, field, None)
+                items = value if _type(value) is _list else [value]
+                for index, child in _enumerate(items):
+                    if (_type(child) is _Compare and _len(child.ops) == 1
+                            and _type(child.ops[0]) is _Eq):
+                        call = _Call(func=_Name(id=_eq_name, ctx=_Load()),
+                                     args=[child.left, child.comparators[0]], keywords=[])
+                        for made in (call, call.func):
+                            made.lineno, made.col_offset = child.lineno, child.col_offset
+                            made.end_lineno, made.end_col_offset = child.end_lineno, child.end_col_offset
+                        if _type(value) is _list:
+                            value[index] = call
+                        else:
+                            _setattr(node, field, call)
+        return _compile(tree, "<test>", "exec", dont_inherit=True)
+
     # Tests look builtins up here: a program that patches `builtins.set` or `builtins.sorted` changes
     # what its own code sees, not what `assert set(f(x)) == {1, 2}` in a test calls.
     _pristine_builtins = _dict(__import__("builtins").__dict__)
@@ -814,11 +930,14 @@ def _make_harness():
         for index, test in _enumerate(tests):
             _settrace(None)  # a trace function could jump over an assert
             _setprofile(None)
-            namespace["__builtins__"] = _dict(_pristine_builtins)
+            checked_builtins = _dict(_pristine_builtins)
+            checked_builtins[_eq_name] = checked_eq
+            namespace["__builtins__"] = checked_builtins
+            namespace.pop(_eq_name, None)
             if "assert" in test:
                 source = test["assert"]
                 try:
-                    _exec(_compile(source, "<test>", "exec", dont_inherit=True), namespace)
+                    _exec(with_checked_equality(source), namespace)
                     ok, info = True, {}
                 except _AssertionError as exc:  # the interpreter's own class, whatever builtins say
                     line = failing_assert_line(exc)

@@ -82,7 +82,9 @@ def machine(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pool(machine):
-    with ProgramPool(2) as pool:
+    """Unscreened: the cases test the harness's and the sandbox's own defences, which must hold
+    for code the screen (screening.py) lets through. The screened cases are at the end."""
+    with ProgramPool(2, screen=False) as pool:
         yield pool
 
 
@@ -444,7 +446,7 @@ def fallback_pool(machine):
     isolation.mode.cache_clear()
     try:
         assert isolation.mode() == "rlimits"
-        with ProgramPool(1) as pool:
+        with ProgramPool(1, screen=False) as pool:
             yield pool
     finally:
         patch.undo()
@@ -535,3 +537,84 @@ def test_sandbox_processes_are_gone_after_close(machine):
         ours = set(_processes_with(signature)) - before
         assert ours
     assert not ours & set(_processes_with(signature))
+
+
+# --- forged verdicts (issue 15): a screened pool, as run_program and run_many use ------------------
+
+FORGERIES = {
+    # name: (code, test): each one passed before issue 15
+    "an object equal to everything": (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n"
+        "def f(x):\n    return Anything()\n",
+        "assert f(1) == 2",
+    ),
+    "an int equal to everything": (
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def f(x):\n    return Int(7)\n",
+        "assert f(1) == 2",
+    ),
+    "an object equal to anything of the expected type, in a list": (
+        "class Number:\n    def __eq__(self, other):\n        return type(other) is int\n"
+        "def f(x):\n    return [Number(), Number()]\n",
+        "assert f(1) == [2, 3]",
+    ),
+    "an equal-to-everything value in a dict": (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n"
+        "def f(x):\n    return {'a': Anything()}\n",
+        "assert f(1) == {'a': 2}",
+    ),
+    "the expected value read from the harness's frame": (
+        "import sys, ast\n"
+        "def f(x):\n"
+        "    frame, test = sys._getframe(1), ''\n"
+        "    while frame is not None and not test:\n"
+        "        test, frame = frame.f_locals.get('source') or '', frame.f_back\n"
+        "    for node in ast.walk(ast.parse(test)):\n"
+        "        if isinstance(node, ast.Compare):\n"
+        "            return ast.literal_eval(node.comparators[0])\n",
+        "assert f(1) == 2",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def screened_pool(machine):
+    with ProgramPool(1) as pool:
+        yield pool
+
+
+@pytest.mark.parametrize("name", list(FORGERIES))
+def test_a_forged_verdict_is_not_a_pass(screened_pool, name):
+    code, test = FORGERIES[name]
+    result = screened_pool.run(Program(code, [test]))
+    assert result.status != "passed" and result.passed == [False], result.feedback
+    assert result.status == "error", result.feedback
+
+
+def test_reaching_for_the_harness_is_refused_with_the_reason(screened_pool):
+    result = screened_pool.run(Program("import gc\ndef f(x):\n    return 2\n", ["assert f(1) == 2"]))
+    assert result.status == "error" and result.duration == 0.0  # never ran
+    assert result.feedback.startswith("The code was not run: it reaches for the test verifier")
+    assert "line 1: import gc (walks every live object" in result.feedback
+
+
+def test_values_that_honestly_compare_equal_still_pass(screened_pool):
+    code = (
+        "from collections import Counter, OrderedDict, namedtuple\nfrom fractions import Fraction\n"
+        "Point = namedtuple('Point', 'x y')\n"
+        "def f(x):\n    return Fraction(x, 1)\n"
+        "def g():\n    return Counter('aab')\n"
+        "def h():\n    return [Point(1, 2)], OrderedDict(a=1)\n"
+        "class Money:\n    def __init__(self, cents):\n        self.cents = cents\n"
+        "    def __eq__(self, other):\n        return isinstance(other, Money) and other.cents == self.cents\n"
+    )
+    tests = ["assert f(4) == 4", "assert g() == {'a': 2, 'b': 1}", "assert h() == ([(1, 2)], {'a': 1})",
+             "assert Money(3) == Money(3)", "assert f(4) == 4.0", "assert float('inf') == float('inf')"]
+    result = screened_pool.run(Program(code, tests))
+    assert result.status == "passed", result.feedback
+
+
+def test_a_forged_equality_says_so(screened_pool):
+    code, test = FORGERIES["an object equal to everything"]
+    result = screened_pool.run(Program(code, [test]))
+    assert "ForgedEquality" in result.feedback and "__eq__" in result.feedback

@@ -1,0 +1,294 @@
+"""The hostile suite for run_pytest (issue 15): a candidate fix that tries to forge the verdict.
+
+The project's two tests fail on its code and on every candidate below (each keeps the bug); each
+candidate then tries to make `run_pytest(...).passes()` true anyway, from inside the tested code.
+Every attempt must come back not passed. Each one did forge a pass before issue 15 (run this file
+against that commit to see it): the plugin's writer rewritten through `sys.modules`, fake records
+written to the results file found through /proc/self/environ or to every descriptor, pytest's own
+reports patched, objects found with `gc` or the frames.
+
+Two layers answer: the screen refuses what a candidate adds that reaches for the verifier (status
+"refused", the reason in the message), and the host cross-checks independent signals (the process's
+real exit status, pytest's own summary line, the per-test records, the run's key on every record:
+status "tampered"). The `*_evading_the_screen` cases reach the same places by routes the screen
+does not see, so they exercise the cross-checks alone. Every case runs under bubblewrap and in the
+rlimits fallback.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ledex.sandbox import isolation
+from ledex.sandbox.pytest_runner import PytestRun, run_pytest
+
+HAS_BWRAP = isolation.mode() == "bwrap"
+BUGGY = "def add(a, b):\n    return a - b\n"
+FIXED = "def add(a, b):\n    return a + b\n"
+TESTS = """\
+from calc import add
+
+
+def test_add():
+    assert add(2, 3) == 5
+
+
+def test_add_zero():
+    assert add(0, 1) == 1
+"""
+NODES = ["tests/test_calc.py::test_add", "tests/test_calc.py::test_add_zero"]
+FAKE_RECORDS = "".join(
+    f'{{"event": "report", "nodeid": "{node}", "when": "{when}", "outcome": "passed"}}\n'
+    for node in NODES
+    for when in ("setup", "call", "teardown")
+) + '{"event": "finish", "exitstatus": 0}\n'
+
+# Routes to modules that the screen does not see (there is no end of them in Python): the
+# builtins module through a builtin function's __self__, then its __import__ by a string.
+EVADE = 'imp = print.__self__.__dict__["__im" + "port__"]\nsys_ = imp("sys")\nos_ = imp("os")\n'
+EXIT_0 = 'os_.__dict__["_e" + "xit"](0)\n'
+WRAP_EMIT = """\
+plugin = {modules}.get("ledex_pytest_plugin")
+if plugin is not None:
+    emit = plugin._emit
+
+    def forged(record):
+        if record.get("event") == "report":
+            record = dict(record, outcome="passed", longrepr="", message="", frames=[])
+        if record.get("event") == "finish":
+            record = dict(record, exitstatus=0)
+            emit(record)
+            {after_finish}
+        emit(record)
+
+    plugin._emit = forged
+"""
+
+# Replaces the plugin's writer in `owner` (its module's namespace) with one that forges.
+FORGE_WRITER = """\
+emit = {owner}["_emit"]
+def forged(record, emit=emit):
+    if record.get("event") == "report":
+        record = dict(record, outcome="passed", longrepr="", message="", frames=[])
+    if record.get("event") == "finish":
+        record = dict(record, exitstatus=0)
+    emit(record)
+{owner}["_emit"] = forged"""
+
+ATTACKS_REFUSED = {
+    # the issue's reproduction: wrap the plugin's writer, every report "passed", the finish 0
+    "wrap_the_plugins_writer": (
+        "import sys\n" + WRAP_EMIT.format(modules="sys.modules", after_finish="pass"),
+        "sys.modules",
+    ),
+    "write_the_results_file_named_in_proc_environ": (
+        textwrap.dedent(f"""\
+        import os
+        for entry in open("/proc/self/environ", "rb").read().split(b"\\0"):
+            name, _, value = entry.decode().partition("=")
+            if name.startswith("LEDEX_PYTEST") and value.startswith("/"):
+                with open(value, "a") as results:
+                    results.write({FAKE_RECORDS!r})
+                os._exit(0)
+        """),
+        "/proc/self/environ",
+    ),
+    "write_fake_records_to_every_descriptor": (
+        textwrap.dedent(f"""\
+        import os
+        for fd in range(3, 1024):
+            try:
+                os.write(fd, {FAKE_RECORDS!r}.encode())
+            except OSError:
+                pass
+        os._exit(0)
+        """),
+        "os.write",
+    ),
+    "patch_pytests_reports": (
+        textwrap.dedent("""\
+        import _pytest.reports
+        original = _pytest.reports.TestReport.__init__
+        def init(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            self.outcome, self.longrepr = "passed", None
+        _pytest.reports.TestReport.__init__ = init
+        """),
+        "import _pytest.reports",
+    ),
+    "find_the_plugins_writer_with_gc": (
+        "import gc\nfor thing in gc.get_objects():\n"
+        "    if getattr(thing, '__name__', '') == '_emit' and '_fd' in getattr(thing, '__globals__', {}):\n"
+        "        " + FORGE_WRITER.replace("\n", "\n        ").format(owner="thing.__globals__") + "\n"
+        "        break\n",
+        "import gc",
+    ),
+    "walk_the_frames_to_pytests_plugin_manager": (
+        textwrap.dedent("""\
+        import sys
+        frame = sys._getframe()
+        while frame is not None:
+            config = getattr(frame.f_locals.get("self"), "config", None)
+            plugin = config.pluginmanager.get_plugin("ledex_pytest_plugin") if config else None
+            if plugin is not None:
+                owner = vars(plugin)
+        """) + "        " + FORGE_WRITER.replace("\n", "\n        ").format(owner="owner") + "\n"
+        "        break\n    frame = frame.f_back\n",
+        "sys._getframe",
+    ),
+    "rewrite_the_results_at_exit": (
+        textwrap.dedent(f"""\
+        import atexit, os, sys
+        def forge():
+            fd = sys.modules["ledex_pytest_plugin"]._fd
+            os.ftruncate(fd, 0)
+            os.write(fd, {FAKE_RECORDS!r}.encode())
+        atexit.register(forge)
+        """),
+        "import atexit",
+    ),
+}
+
+ATTACKS_EVADING_THE_SCREEN = {
+    # the same writer wrapped, found by a route the screen does not see: the real exit status
+    # (1) and pytest's summary ("2 failed") disagree with the forged records
+    "wrap_the_plugins_writer_evading_the_screen": EVADE
+    + WRAP_EMIT.format(modules="sys_.modules", after_finish="pass"),
+    # ... and end the process with status 0 right after the forged finish record: pytest's
+    # summary line is missing (or says "2 failed")
+    "wrap_the_plugins_writer_and_exit_0_evading_the_screen": EVADE
+    + WRAP_EMIT.format(modules="sys_.modules", after_finish=EXIT_0.strip()),
+    # the results channel by its path: neither the environment nor a path names it any more
+    "write_the_results_file_named_in_proc_environ_evading_the_screen": EVADE
+    + textwrap.dedent(f"""\
+        for entry in open("/pr" + "oc/self/environ", "rb").read().split(b"\\0"):
+            name, _, value = entry.decode().partition("=")
+            if name.startswith("LEDEX_PYTEST") and value.startswith("/"):
+                with open(value, "a") as results:
+                    results.write({FAKE_RECORDS!r})
+        """)
+    + EXIT_0,
+    # every descriptor, the channel included: the records lack the run's key
+    "write_fake_records_to_every_descriptor_evading_the_screen": EVADE
+    + textwrap.dedent(f"""\
+        for fd in range(3, 1024):
+            try:
+                os_.__dict__["wri" + "te"](fd, {FAKE_RECORDS!r}.encode())
+            except OSError:
+                pass
+        """)
+    + EXIT_0,
+}
+
+
+@pytest.fixture(params=["bwrap", "rlimits"])
+def mode(request, monkeypatch, tmp_path_factory):
+    if request.param == "bwrap" and not HAS_BWRAP:
+        pytest.skip("bubblewrap is not usable here")
+    if request.param == "rlimits":
+        monkeypatch.setenv("LEDEX_SANDBOX", "rlimits")
+        monkeypatch.setenv("LEDEX_SHADOW_DIR", str(tmp_path_factory.mktemp("shadows")))
+    isolation.mode.cache_clear()
+    yield request.param
+    isolation.mode.cache_clear()
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    root = tmp_path / "project"
+    (root / "tests").mkdir(parents=True)
+    (root / "calc.py").write_text(BUGGY)
+    (root / "conftest.py").write_text("")  # puts the project folder on sys.path
+    (root / "tests" / "test_calc.py").write_text(TESTS)
+    return root
+
+
+def _attempt(project: Path, candidate: str) -> PytestRun:
+    return run_pytest(project, NODES, overlay={"calc.py": candidate + "\n" + BUGGY},
+                      python=sys.executable, timeout=120)  # fmt: skip
+
+
+def test_the_fix_passes_and_the_bug_fails(mode, project):
+    """Without this, every case below could pass by everything failing."""
+    assert _attempt(project, "").passes() is False
+    fixed = run_pytest(project, NODES, overlay={"calc.py": FIXED}, python=sys.executable)
+    assert fixed.status == "ok" and fixed.passes(), fixed.message
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS_REFUSED))
+def test_a_candidate_reaching_for_the_verifier_is_refused(mode, project, name):
+    candidate, shown = ATTACKS_REFUSED[name]
+    run = _attempt(project, candidate)
+    assert not run.passes()
+    assert run.status == "refused" and not run.outcomes
+    assert "calc.py" in run.message and shown in run.message, run.message
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS_EVADING_THE_SCREEN))
+def test_a_forgery_evading_the_screen_is_caught_by_the_cross_checks(mode, project, name):
+    run = _attempt(project, ATTACKS_EVADING_THE_SCREEN[name])
+    assert not run.passes(), run.outcomes
+    assert run.status in ("tampered", "crashed", "error"), (run.status, run.message)
+    assert not any(outcome.passed for outcome in run.outcomes.values())
+
+
+def test_what_a_file_already_had_is_not_refused(mode, project):
+    """Only what a candidate adds counts: a test file keeps its `import pytest`, a module its
+    `import gc`."""
+    (project / "calc.py").write_text("import gc\n\n" + BUGGY)
+    run = run_pytest(project, NODES, overlay={"calc.py": "import gc\n\n" + FIXED},
+                     python=sys.executable)  # fmt: skip
+    assert run.passes(), run.message
+
+
+@pytest.mark.skipif(not HAS_BWRAP, reason="needs bubblewrap")
+def test_nothing_of_the_host_is_writable_in_the_sandbox(project):
+    """Only the sandbox's own tmpfs folders are writable (the results folder was a writable
+    bind of the host's /tmp), and no environment variable names a path for the results."""
+    isolation.mode.cache_clear()
+    (project / "tests" / "test_mounts.py").write_text(textwrap.dedent("""\
+        import os
+
+        def test_only_private_folders_are_writable():
+            writable = []
+            for line in open("/proc/self/mountinfo"):
+                fields = line.split()
+                point, options = fields[4], fields[5].split(",")
+                if "rw" in options and point not in ("/tmp", "/dev/shm") and not point.startswith(("/proc", "/dev/")):
+                    writable.append(point)
+            assert writable == []
+
+        def test_no_variable_names_a_path_for_results():
+            environ = open("/proc/self/environ", "rb").read().decode().split("\\0")
+            assert [e for e in environ if e.startswith("LEDEX") and "/" in e] == []
+        """))
+    node = "tests/test_mounts.py"
+    run = run_pytest(project, [node], python=sys.executable)
+    assert run.passes([node]), [o.longrepr for o in run.failed] or run.message
+
+
+def test_the_refusal_is_shown_as_the_runs_message(project):
+    run = _attempt(project, "import ctypes\n")
+    assert run.status == "refused"
+    assert run.message.startswith("the candidate calc.py was not run: it reaches for the test verifier")
+    assert "ctypes" in run.message and "memory" in run.message
+
+
+def test_pytest_args_that_hide_the_summary_make_the_run_untrusted(project):
+    """The summary line is one of the signals: a run without it is not believed."""
+    run = run_pytest(project, NODES, overlay={"calc.py": FIXED}, python=sys.executable,
+                     pytest_args=["-qq"])  # fmt: skip
+    assert run.status == "tampered" and "summary line is missing" in run.message
+
+
+def test_os_exit_0_during_a_test_is_not_a_pass(project):
+    """No forgery, only an early exit with status 0 (screen evaded): the records say the test
+    never finished."""
+    candidate = EVADE + "def add(a, b):\n    " + EXIT_0 + "\n"
+    run = run_pytest(project, NODES, overlay={"calc.py": candidate}, python=sys.executable)
+    assert not run.passes() and run.status in ("crashed", "tampered"), run.message
+
