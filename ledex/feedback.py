@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 #: what went wrong; each kind has its own sentence in `describe`
@@ -77,6 +77,20 @@ def format_feedback(info: FailureInfo) -> str:
     if not info.test:
         return detail
     return f"The code fails this test:\n{shorten(info.test.strip(), TEST_LIMIT)}\n{detail}"
+
+
+def hidden_feedback(info: FailureInfo | None, passed: int, total: int) -> str:
+    """Feedback on tests the model was never shown (HumanEval's hidden asserts): how many fail and
+    how the code failed, never the test or the values it checks, so a refinement turn does not
+    reveal what the first prompt hid. An exception keeps its type, message and the program's own
+    frames (what running the code showed); a failed assert says only that a result is wrong."""
+    header = f"The code fails {total - passed} of {total} hidden tests."
+    if info is None:
+        return header
+    if info.kind == "assertion":
+        return f"{header} A returned value is wrong."
+    own = tuple(frame for frame in info.frames if frame.file != "<test>")
+    return f"{header}\n{describe(replace(info, test='', statement='', frames=own))}"
 
 
 def describe(info: FailureInfo) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 
 from ledex import dialogue
 from ledex.errors import ContextOverflow, LedexError
+from ledex.feedback import hidden_feedback
 from ledex.models.base import Backend, Completion, Conversation, Sampling
 from trainer.data import SOURCES, Task, load_tasks
 from trainer.prompts import solve_conversation, task_text
@@ -439,6 +440,13 @@ class _Runner:
         shown = (not task.prompt_code) if self.config.show_tests is None else self.config.show_tests
         return None if shown else 0
 
+    def _feedback(self, task: Task, verdict: Any) -> str:
+        """What a refinement turn shows: the failing test where the first prompt showed the tests,
+        else only what failed (`ledex.feedback.hidden_feedback`), so no hidden test leaks."""
+        if verdict.ok or self._shown_tests(task) is None:
+            return verdict.feedback
+        return hidden_feedback(verdict.failure, sum(verdict.passed), len(verdict.passed))
+
     def _sample_records(
         self, tasks: list[Task], replies: list[Any], start: int, count: int, sampling: Sampling
     ) -> list[EvalSample]:
@@ -492,7 +500,7 @@ class _Runner:
                     error,
                     list(verdict.passed),
                     verdict.status,
-                    verdict.feedback,
+                    self._feedback(task, verdict),
                     sampling.seed_for(index - start),
                     finish,
                 )
@@ -536,7 +544,7 @@ class _Runner:
             seed=seed,
         )
         for batch in _chunks(todo, config.batch_size):
-            conversations = [refinement_conversation(t, s, c, style) for t, s, c in batch]
+            conversations = [refinement_conversation(t, s, c, style, self._shown_tests(t)) for t, s, c in batch]
             replies = self._generate(conversations, sampling)
             records = self._refinement_records(batch, replies, style, round_number, seed)
             append_jsonl(self.out / REFINEMENTS_FILE, records)
@@ -615,7 +623,7 @@ class _Runner:
                         parse_error="",
                         passed=list(verdict.passed),
                         status=verdict.status,
-                        feedback=verdict.feedback,
+                        feedback=self._feedback(task, verdict),
                         finish_reason=finish,
                     )
                 )
@@ -623,7 +631,8 @@ class _Runner:
 
 
 def refinement_conversation(
-    task: Task, sample: EvalSample, chain: Sequence[EvalRefinement], style: str
+    task: Task, sample: EvalSample, chain: Sequence[EvalRefinement], style: str,
+    shown_tests: int | None = None,
 ) -> Conversation:
     """The prompt of the next round, LeDex's iterative refinement: the task with its tests, the
     wrong program, its feedback; each earlier round whose reply had code adds that reply and the
@@ -631,8 +640,10 @@ def refinement_conversation(
 
     Round 1 is exactly what `ledex.repair.repair` asks. Its later rounds differ on purpose: the
     product loop repairs its most promising candidate in a fresh conversation, and skips replies
-    that leave the code unchanged; this chain measures the model as the paper does."""
-    text = task_text(task)
+    that leave the code unchanged; this chain measures the model as the paper does.
+    `shown_tests` is what the first prompt showed (0 for HumanEval's hidden tests): the refinement
+    shows no more."""
+    text = task_text(task, shown_tests)
     history = [
         dialogue.Attempt(r.reply, r.feedback)
         for r in chain

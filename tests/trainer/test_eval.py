@@ -146,6 +146,12 @@ def test_pass_at_k_and_success_refinement_rate_are_exact(tmp_path: Path, server:
     ]
     assert len(asked) == 2 and "def has_close_elements" in asked[0]
     assert "0.05) == False" not in asked[0]  # HumanEval's tests stay hidden from the first prompt
+    refinements = [r.body["messages"] for r in server.chat_requests if len(r.body["messages"]) > 1]
+    assert refinements
+    for messages in refinements:  # ... and from every refinement turn: no assert, no checked value
+        text = "\n".join(m["content"] for m in messages if m["role"] == "user")
+        assert "assert " not in text and "0.05) == False" not in text and "expected" not in text
+        assert "hidden tests." in messages[2]["content"]
 
     out = tmp_path / "out"
     assert json.loads((out / "results.json").read_text())["before"] == results["before"]
@@ -179,14 +185,15 @@ def test_iterative_rounds_carry_the_history_and_give_pass_at_1_per_round(tmp_pat
     assert len(round_two) == 2
     for body in round_two:
         turns = body["messages"]
-        assert "still-wrong" in turns[3]["content"] and "fails this test" in turns[4]["content"]
+        assert "still-wrong" in turns[3]["content"] and "fails 4 of 4 hidden tests" in turns[4]["content"]
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| explain+refine | 25.00 | 75.00 | 87.50 |" in md
 
 
 def test_a_round_asks_what_repair_problem_asks(tmp_path: Path, server: LoopbackServer):
-    """The batched refinement is the repair loop: round 1's prompt equals `repair_problem`'s."""
-    ev.run_eval(config(tmp_path, server, styles=["refine"], samples=2, limit=1, k=[1]))
+    """The batched refinement is the repair loop: round 1's prompt equals `repair_problem`'s
+    (with the tests shown, as `repair_problem` shows them; hidden tests stay hidden in eval)."""
+    ev.run_eval(config(tmp_path, server, styles=["refine"], samples=2, limit=1, k=[1], show_tests=True))
     ours = [r.body["messages"] for r in server.chat_requests if len(r.body["messages"]) == 3]
     assert len(ours) == 1
     sample = json.loads((tmp_path / "out" / "samples.jsonl").read_text().splitlines()[1])
