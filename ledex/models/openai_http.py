@@ -9,7 +9,9 @@ them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import os
 import random
 import re
@@ -32,6 +34,9 @@ from ledex.models.base import (
 from ledex.models.spec import ModelSpec
 
 API_KEY_ENV_VARS = ("LEDEX_OPENAI_API_KEY", "OPENAI_API_KEY")
+#: =1: send the API key over plain http to another machine too (it then travels readable)
+KEY_OVER_HTTP_ENV = "LEDEX_OPENAI_KEY_OVER_HTTP"
+log = logging.getLogger("ledex.models")
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -82,7 +87,7 @@ class OpenAIBackend(Backend):
         self._sleep = time.sleep
         self._client = httpx.Client(
             timeout=httpx.Timeout(self._timeout, connect=float(connect_timeout)),
-            headers=_auth_headers(_resolve_api_key(api_key)),
+            headers=_auth_headers(_resolve_api_key(api_key), self.base_url),
         )
         context_window: int | None = None
         if not model:
@@ -415,7 +420,8 @@ def _error_for(status: int | None, message: str, url: str, attempts: int = 1) ->
     if status in (401, 403):
         return BackendResponseError(
             f"model server at {base} refused the API key (HTTP {status}); set it with "
-            f"{API_KEY_ENV_VARS[0]} or OPENAI_API_KEY: {_excerpt(message)}"
+            f"{API_KEY_ENV_VARS[0]} or OPENAI_API_KEY (over plain http a key is sent only to "
+            f"this machine, unless {KEY_OVER_HTTP_ENV}=1): {_excerpt(message)}"
         )
     if status == 404:
         return BackendResponseError(
@@ -477,8 +483,34 @@ def _resolve_api_key(explicit: str | None) -> str | None:
     return None
 
 
-def _auth_headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+def _auth_headers(api_key: str | None, base_url: str) -> dict[str, str]:
+    """The key only over https or to this machine, unless the user allows plain http: an
+    OPENAI_API_KEY set for a hosted API must not travel readable to a server on the network."""
+    if not api_key:
+        return {}
+    if not _key_may_travel(base_url):
+        log.warning(
+            "not sending the API key to %s: plain http to another machine would show it to the "
+            "network; use https, or set %s=1 to send it anyway", base_url, KEY_OVER_HTTP_ENV,
+        )  # fmt: skip
+        return {}
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+def _key_may_travel(base_url: str) -> bool:
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return False
+    if url.scheme == "https" or os.environ.get(KEY_OVER_HTTP_ENV) == "1":
+        return True
+    host = url.host.strip("[]")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 __all__ = ["OpenAIBackend"]

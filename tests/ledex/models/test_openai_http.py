@@ -425,3 +425,93 @@ def test_load_backend_builds_an_openai_backend(server: LoopbackServer) -> None:
         [[completion]] = backend.generate([HELLO])
     assert completion.text == "ok"
     assert server.chat_requests[0].body["model"] == "m"
+
+
+# ------------------------------------------------------------- the key over plain http (issue 15)
+
+
+def _machine_address() -> str | None:
+    """This machine's address on its network (not loopback), if it has one."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 1))  # no packet is sent: it only picks the route
+        address = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
+class _NetworkServer:
+    """A chat-completions server on the machine's network address, recording Authorization."""
+
+    def __init__(self, address: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.authorization = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                seen.append(self.headers.get("Authorization"))
+                body = json.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                                "message": {"role": "assistant", "content": "hi"}}]})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer((address, 0), Handler)
+        self.url = f"http://{address}:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def network_server() -> Iterator[_NetworkServer]:
+    address = _machine_address()
+    if address is None:
+        pytest.skip("this machine has no network address besides loopback")
+    running = _NetworkServer(address)
+    yield running
+    running.close()
+
+
+def test_a_key_is_not_sent_over_plain_http_to_another_machine(
+    network_server: _NetworkServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-for-the-hosted-api")
+    with OpenAIBackend(network_server.url, "m", api_key=None, max_retries=0) as backend:
+        backend.generate([HELLO])
+    with OpenAIBackend(network_server.url, "m", api_key="sk-given", max_retries=0) as backend:
+        backend.generate([HELLO])
+    assert network_server.authorization == [None, None]
+    assert "LEDEX_OPENAI_KEY_OVER_HTTP=1" in caplog.text and "sk-" not in caplog.text
+
+
+def test_a_key_goes_over_plain_http_when_the_user_allows_it(
+    network_server: _NetworkServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDEX_OPENAI_KEY_OVER_HTTP", "1")
+    with OpenAIBackend(network_server.url, "m", api_key="sk-given", max_retries=0) as backend:
+        backend.generate([HELLO])
+    assert network_server.authorization == ["Bearer sk-given"]
+
+
+@pytest.mark.parametrize("url, sent", [
+    ("https://api.example.com/v1", True), ("http://127.0.0.1:8000/v1", True),
+    ("http://localhost:8000/v1", True), ("http://[::1]:8000/v1", True),
+    ("http://10.1.2.3:8000/v1", False), ("http://gpu-box.lan:8000/v1", False),
+])  # fmt: skip
+def test_where_a_key_may_travel(url: str, sent: bool) -> None:
+    from ledex.models.openai_http import _auth_headers
+
+    assert bool(_auth_headers("sk-x", url)) is sent
