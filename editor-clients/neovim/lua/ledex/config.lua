@@ -120,6 +120,28 @@ function M.server_settings(config)
   return section
 end
 
+-- The server as vim.lsp.enable("ledex") starts it (lsp/ledex.lua with the user's
+-- vim.lsp.config("ledex", ...) merged over it), in setup()'s shape, for :checkhealth; nil when
+-- it is not enabled that way, or its cmd is a function (nothing to check then).
+function M.from_native()
+  if not require("ledex.lsp").native_enabled() then
+    return nil
+  end
+  local ok, native = pcall(function()
+    return vim.lsp.config[require("ledex.lsp").NAME]
+  end)
+  if not ok or type(native) ~= "table" or not is_list_of_strings(native.cmd) then
+    return nil
+  end
+  local settings = type(native.settings) == "table" and native.settings.ledex or nil
+  return {
+    cmd = native.cmd,
+    settings = is_map(settings) and settings or {},
+    filetypes = native.filetypes,
+    root_markers = native.root_markers,
+  }
+end
+
 -- The command that runs the ledex CLI (the server command without `serve`), for the health check.
 function M.cli(config)
   local cmd = config.cmd

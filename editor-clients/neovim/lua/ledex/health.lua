@@ -173,8 +173,14 @@ function M.check()
       or "vim.lsp.start_client"))
   local config = require("ledex").config
   if not config then
-    h.warn("require(\"ledex\").setup() has not been called: checking the defaults")
-    config = config_mod.resolve({})
+    config = config_mod.from_native()
+    if config then
+      h.info("configured by vim.lsp.enable(\"ledex\") (lsp/ledex.lua and vim.lsp.config)")
+    else
+      h.warn("neither require(\"ledex\").setup() nor vim.lsp.enable(\"ledex\") (Neovim 0.11+) "
+        .. "has run: checking the defaults")
+      config = config_mod.resolve({})
+    end
   end
   local cli = config_mod.cli(config)
   local ledex_ok = check_command(h, config) and check_ledex(h, config, cli)

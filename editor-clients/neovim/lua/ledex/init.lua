@@ -3,6 +3,8 @@
 -- the quick-fix in vim.lsp.buf.code_action()) is plain LSP.
 --
 --   require("ledex").setup({ python = "/path/to/venv/bin/python", settings = { rounds = 2 } })
+--
+-- or, from Neovim 0.11, with the config in lsp/ledex.lua: vim.lsp.enable("ledex")
 local config_mod = require("ledex.config")
 local messages = require("ledex.messages")
 
@@ -11,7 +13,8 @@ local M = {}
 -- The options of the last successful setup(), for :checkhealth and :LedexRestart.
 M.config = nil
 
-local function define_commands()
+-- Also run at startup by plugin/ledex.lua, for configs that only call vim.lsp.enable("ledex").
+function M.define_commands()
   vim.api.nvim_create_user_command("LedexFix", function()
     require("ledex.fix").fix()
   end, { desc = "ledex: explain and fix the failing test on the cursor's line" })
@@ -35,16 +38,22 @@ function M.setup(options)
     lsp.stop_all() -- setup() again: the new options replace the old clients
   end
   M.config = config
-  define_commands()
+  M.define_commands()
   return lsp.enable(config)
 end
 
 function M.restart()
+  local lsp = require("ledex.lsp")
   if not M.config then
-    messages.error("call require(\"ledex\").setup() first")
+    if lsp.native_enabled() then -- vim.lsp.enable("ledex") with lsp/ledex.lua
+      lsp.stop_all()
+      vim.lsp.enable(lsp.NAME)
+      return true
+    end
+    messages.error("call require(\"ledex\").setup() (or, from Neovim 0.11, "
+      .. "vim.lsp.enable(\"ledex\")) first")
     return false
   end
-  local lsp = require("ledex.lsp")
   lsp.stop_all()
   -- Both ways of enabling attach the Python buffers already open.
   return lsp.enable(M.config)

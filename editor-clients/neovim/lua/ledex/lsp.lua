@@ -17,6 +17,17 @@ function M.native_config_api()
   return has("0.11") and vim.lsp.config ~= nil and vim.lsp.enable ~= nil
 end
 
+-- True when vim.lsp.enable("ledex") is in force (by the user, with lsp/ledex.lua, or by setup()).
+function M.native_enabled()
+  if not M.native_config_api() then
+    return false
+  end
+  if vim.lsp.is_enabled then
+    return vim.lsp.is_enabled(M.NAME)
+  end
+  return (vim.lsp._enabled_configs or {})[M.NAME] ~= nil -- 0.11.0 and 0.11.1
+end
+
 -- 0.11 turned the client's functions into methods (`client:request`) and deprecated the old
 -- calls; 0.7 only has the old ones.
 function M.request(client, method, params, handler, bufnr)
