@@ -44,6 +44,7 @@ from trainer.records import (
     Trajectory,
     append_jsonl,
     finished_keys,
+    one_writer,
     read_records,
 )
 from trainer.solve import program_for
@@ -151,6 +152,10 @@ class Collector:
     # -- the pipeline
 
     def run(self, tasks: Sequence[Task]) -> dict[str, Any]:
+        with one_writer(self.out, "ledex-train collect"):  # two runs would interleave records
+            return self._run(tasks)
+
+    def _run(self, tasks: Sequence[Task]) -> dict[str, Any]:
         started = time.perf_counter()
         _check_unique(tasks)
         self._claim_folder()

@@ -47,7 +47,14 @@ from ledex.project_repair import ProjectVerifier, conversation_parts, prepare, p
 from ledex.repair import RepairConfig, RepairResult, repair
 from ledex.sandbox.pytest_runner import run_pytest
 from trainer.buggy_projects import BuggyProject, SourceProject, generate, mbpp_projects
-from trainer.records import TRAJECTORIES_FILE, Trajectory, append_jsonl, finished_keys, read_jsonl
+from trainer.records import (
+    TRAJECTORIES_FILE,
+    Trajectory,
+    append_jsonl,
+    finished_keys,
+    one_writer,
+    read_jsonl,
+)
 
 BUGS_FILE = "bugs.jsonl"  # one line per bug whose trajectories are all written
 SOURCES_FILE = "sources.jsonl"  # one line per source project whose bugs are all done
@@ -127,6 +134,10 @@ class ProjectCollector:
         self._last_snapshot = time.monotonic()
 
     def run(self, sources: Sequence[SourceProject]) -> dict[str, Any]:
+        with one_writer(self.out, "ledex-train collect_projects"):  # two runs would interleave
+            return self._run(sources)
+
+    def _run(self, sources: Sequence[SourceProject]) -> dict[str, Any]:
         started = time.perf_counter()
         self._claim_folder()
         done_sources = finished_keys(self.out / SOURCES_FILE)

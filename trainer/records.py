@@ -14,17 +14,23 @@ middle with its file and line number instead of losing the rest of the file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ledex.errors import LedexError
+
 SAMPLES_FILE = "samples.jsonl"
 TRAJECTORIES_FILE = "trajectories.jsonl"
+WRITER_LOCK = ".writer.lock"  # held by the run writing the folder (one_writer)
 SCHEMA_VERSION = 1
 
 
@@ -154,7 +160,9 @@ def append_jsonl(path: str | os.PathLike[str], records: Iterable[Any]) -> int:
     """Append one batch and make it durable (fsync), so a kill loses at most the batch in flight.
 
     If the file ends in a torn line (a killed writer), that line is cut off first: it was never a
-    complete record, and leaving it would put a corrupt line in the middle of the file.
+    complete record, and leaving it would put a corrupt line in the middle of the file. A last line
+    that is a complete record without its newline (`read_jsonl` counts it as done) gets the newline
+    instead: cutting it would lose it for good.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,13 +186,59 @@ def _cut_torn_tail(handle: Any) -> None:
         return
     block = 1 << 16
     end = size
+    line_start = 0
     while end > 0:  # find the last newline, reading backwards
         start = max(0, end - block)
         handle.seek(start)
         chunk = handle.read(end - start)
         cut = chunk.rfind(b"\n")
         if cut >= 0:
-            handle.truncate(start + cut + 1)
-            return
+            line_start = start + cut + 1
+            break
         end = start
-    handle.truncate(0)
+    handle.seek(line_start)
+    if _is_record(handle.read(size - line_start)):
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n")  # complete: keep it, on a line of its own
+    else:
+        handle.truncate(line_start)
+    handle.seek(0, os.SEEK_END)
+
+
+def _is_record(line: bytes) -> bool:
+    """Is `line` what read_jsonl yields (a JSON object)?"""
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+class FolderInUse(LedexError):
+    """Another run is writing to the same output folder."""
+
+
+@contextlib.contextmanager
+def one_writer(folder: str | os.PathLike[str], command: str) -> Iterator[None]:
+    """Hold the output folder for this run: two runs appending to the same files would interleave
+    and duplicate records. Raises FolderInUse, naming the other run, when one holds it already
+    (the lock goes with the process: a killed run never leaves it held)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / WRITER_LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderInUse(
+                f"{folder} is being written by another run ({holder}); wait for it to finish, or"
+                " choose another --output_dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{command}, pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,49 @@
+"""trainer/records.py: resuming never loses a complete record, and one run writes a folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainer.collect import CollectConfig, Collector
+from trainer.records import FolderInUse, append_jsonl, finished_keys, one_writer, read_jsonl
+
+
+def test_a_complete_last_record_without_its_newline_survives_the_next_append(tmp_path: Path):
+    """A writer killed between the record and its newline: the record counts as done, so the
+    next append must keep it (it used to cut it off, and a resumed run never wrote it again)."""
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text('{"key": "a"}\n{"key": "b"}')
+    assert finished_keys(path) == {"a", "b"}
+    append_jsonl(path, [{"key": "c"}])
+    assert [r["key"] for r in read_jsonl(path)] == ["a", "b", "c"]
+    assert path.read_text() == '{"key": "a"}\n{"key": "b"}\n{"key": "c"}\n'
+
+
+def test_a_torn_last_record_is_still_cut(tmp_path: Path):
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text('{"key": "a"}\n{"key": "b", "expl')
+    assert finished_keys(path) == {"a"}
+    append_jsonl(path, [{"key": "b"}])
+    assert path.read_text() == '{"key": "a"}\n{"key": "b"}\n'
+
+
+def test_one_run_writes_an_output_folder(tmp_path: Path):
+    with one_writer(tmp_path, "ledex-train collect"):
+        with pytest.raises(FolderInUse) as refused:
+            Collector(CollectConfig(output_dir=str(tmp_path))).run([])
+        message = str(refused.value)
+        assert str(tmp_path) in message and "ledex-train collect, pid" in message
+        assert "another --output_dir" in message
+        # another process, as a second terminal would be
+        other = subprocess.run(
+            [sys.executable, "-c", "import sys; from trainer.records import one_writer\n"
+             f"with one_writer({str(tmp_path)!r}, 'second'):\n    pass"],
+            capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+        assert other.returncode != 0 and "FolderInUse" in other.stderr
+    with one_writer(tmp_path, "after the first one ended"):  # released with the run
+        pass
