@@ -1,7 +1,10 @@
 """`ledex fix`: run a project's tests, explain and fix each failing one, verified by re-running.
 
-Nothing is written without `--apply`, and `--apply` refuses a file that changed since the run.
-Exit codes: 0 every failing test fixed (or none failing), 1 some left unfixed, 2 usage or setup error.
+A front end of `ledex.fix.fix_tests` (which finds, verifies and combines the fixes): this module
+reads the arguments, renders the progress events and the result (text or `--json`), and with
+`--apply` writes the combined fix, all files or none (`ledex.source_text.write_all`).
+Exit codes: 0 every failing test fixed (or none failing), 1 some left unfixed, 2 usage or setup
+error, 3 `--apply` refused to write (a file changed since the run, or cannot be written).
 """
 
 from __future__ import annotations
@@ -10,15 +13,18 @@ import argparse
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledex import patching, project_repair
+from ledex import fix, project_repair, source_text
 from ledex.errors import LedexError
+from ledex.fix_cache import FixCache
 from ledex.models import DEFAULT_SPEC, load_backend
-from ledex.repair import RepairConfig, RepairResult
+from ledex.models.base import Backend
+from ledex.repair import RepairConfig
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
+
+EXIT_REFUSED = 3
 
 
 class UsageError(LedexError):
@@ -28,32 +34,46 @@ class UsageError(LedexError):
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
-    fix = commands.add_parser("fix", help="explain and fix the failing tests of a project")
-    fix.add_argument("path", nargs="?", default=".", help="the project (default: the current folder)")
-    fix.add_argument("--test", action="append", default=[], metavar="NODEID",
-                     help="only this failing test (repeatable), e.g. tests/test_x.py::test_y")  # fmt: skip
-    fix.add_argument("--model", default=DEFAULT_SPEC, help="model spec (default: %(default)s)")
-    fix.add_argument("-n", type=int, default=4, help="candidates per round (default: %(default)s)")
-    fix.add_argument("--rounds", type=int, default=3, help="repair rounds (default: %(default)s)")
-    fix.add_argument("--style", choices=["explain+refine", "refine"], default="explain+refine")
-    fix.add_argument("--temperature", type=float, default=0.6,
-                     help="of the first round; each later round samples 0.2 hotter, up to 1.0 (default: %(default)s)")  # fmt: skip
-    fix.add_argument("--seed", type=int, default=0)
-    fix.add_argument("--python", help="the interpreter that runs the tests (default: the project's .venv, else python3)")
-    fix.add_argument("--timeout", type=float, default=60.0, help="seconds per test run (default: %(default)s)")
-    fix.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    fix.add_argument("--apply", action="store_true", help="write verified fixes into the files")
-    fix.set_defaults(handler=run)
+    defaults = fix.FixConfig()
+    repair = defaults.repair
+    fix_ = commands.add_parser("fix", help="explain and fix the failing tests of a project")
+    fix_.add_argument(
+        "path", nargs="?", default=".", help="the project (default: the current folder)"
+    )
+    fix_.add_argument("--test", action="append", default=[], metavar="NODEID",
+                      help="only this failing test (repeatable), e.g. tests/test_x.py::test_y")  # fmt: skip
+    fix_.add_argument("--model", default=DEFAULT_SPEC, help="model spec (default: %(default)s)")
+    fix_.add_argument(
+        "-n", type=int, default=repair.n, help="candidates per round (default: %(default)s)"
+    )
+    fix_.add_argument(
+        "--rounds", type=int, default=repair.rounds, help="repair rounds (default: %(default)s)"
+    )
+    fix_.add_argument("--style", choices=["explain+refine", "refine"], default=repair.style)
+    fix_.add_argument("--temperature", type=float, default=repair.temperature,
+                      help=f"of the first round; each later round samples {repair.temperature_step:g} hotter, "
+                           f"up to {repair.max_temperature:g} (default: %(default)s)")  # fmt: skip
+    fix_.add_argument("--seed", type=int, default=repair.seed)
+    fix_.add_argument(
+        "--python",
+        help="the interpreter that runs the tests (default: the project's .venv, else python3)",
+    )
+    fix_.add_argument("--timeout", type=float, default=defaults.timeout,
+                      help="seconds per test run (default: %(default)s)")  # fmt: skip
+    fix_.add_argument("--no-cache", dest="cache", action="store_false",
+                      help="ask the model even for a failure fixed before (cached fixes are verified again "
+                           "before they are offered)")  # fmt: skip
+    fix_.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    fix_.add_argument("--apply", action="store_true",
+                      help="write the verified fixes into the files (all or none; exit 3 if refused)")  # fmt: skip
+    fix_.set_defaults(handler=run)
 
 
-@dataclass
-class Outcome:
-    test: str
-    message: str
-    result: RepairResult | None = None
-    task: project_repair.ProjectTask | None = None
-    skipped: str = ""  # why no repair was attempted
-    reused_from: str = ""  # the test whose verified fix also fixes this one
+def config_of(args: argparse.Namespace) -> fix.FixConfig:
+    repair = RepairConfig(
+        n=args.n, rounds=args.rounds, style=args.style, temperature=args.temperature, seed=args.seed
+    )
+    return fix.FixConfig(repair=repair, python=args.python, timeout=args.timeout)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,10 +82,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.path} is not a folder")
     started = time.perf_counter()
     console = _console(args)
+    config = config_of(args)
     # With --test, its whole files run: the tests that pass there must keep passing after a fix.
     files = sorted({node.split("::", 1)[0] for node in args.test})
     with _status(console, f"running the tests of {project}"):
-        first = run_pytest(project, files, python=args.python, timeout=args.timeout)
+        first = run_pytest(project, files, python=config.python, timeout=config.timeout)
     _check_run(first, args.test)
     failing = first.failed
     if args.test:
@@ -73,19 +94,30 @@ def run(args: argparse.Namespace) -> int:
         failing = [o for o in failing if o.node_id in wanted]
     if not failing:
         return _report_clean(args, first)
-    config = RepairConfig(n=args.n, rounds=args.rounds, style=args.style, temperature=args.temperature, seed=args.seed)
+    loaded: list[Backend] = []
+
+    def load() -> Backend:
+        try:
+            with _status(console, f"loading the model ({args.model})"):
+                loaded.append(load_backend(args.model))
+        except LedexError as error:
+            raise UsageError(str(error)) from error
+        return loaded[-1]
+
     try:
-        with _status(console, f"loading the model ({args.model})"):
-            backend = load_backend(args.model)
-    except LedexError as error:
-        raise UsageError(str(error)) from error
-    outcomes: list[Outcome] = []
-    with backend:
-        for test in failing:
-            outcomes.append(_repair_one(project, first, test, backend, config, args, outcomes, console))
-    applied = _apply(outcomes) if args.apply else []
-    _report(args, console, outcomes, applied, time.perf_counter() - started)
-    return 0 if all(o.result is not None and o.result.verified for o in outcomes) else 1
+        with _Progress(console) as progress:
+            cache = FixCache.default(args.model) if args.cache else None
+            result = fix.fix_tests(
+                project, first, failing, load, config, on_event=progress.update, cache=cache
+            )
+    finally:
+        for backend in loaded:
+            backend.close()
+    applied, refused = _apply(result) if args.apply else ([], "")
+    _report(args, console, result, applied, refused, time.perf_counter() - started)
+    if refused:
+        return EXIT_REFUSED
+    return 0 if result.all_fixed else 1
 
 
 def _check_run(run: PytestRun, selected: list[str]) -> None:
@@ -101,129 +133,149 @@ def _check_run(run: PytestRun, selected: list[str]) -> None:
         raise UsageError("no tests were found")
 
 
-def _repair_one(project: Path, first: PytestRun, test, backend, config, args, done: list[Outcome], console) -> Outcome:
-    outcome = Outcome(test.node_id, test.message)
-    task = project_repair.prepare(project, first, test, python=args.python, timeout=args.timeout)
-    if isinstance(task, str):
-        outcome.skipped = task
-        return outcome
-    outcome.task = task
-    earlier = [o for o in done if o.task is not None and o.result is not None]
-    reused = project_repair.reuse_earlier_fix(task, [(o.task, o.result) for o in earlier])
-    if reused is not None:
-        outcome.result, index = reused
-        outcome.reused_from = earlier[index].test
-        return outcome
-    with _progress(console, test.node_id, config) as progress:
-        outcome.result = project_repair.repair_test(task, backend, config, progress=progress)
-    return outcome
-
-
-# --- writing -------------------------------------------------------------------------------------
-
-
-def _apply(outcomes: list[Outcome]) -> list[str]:
-    """Write verified fixes; a file changed since the run is refused, never overwritten."""
-    messages: list[str] = []
-    expected: dict[Path, str] = {}
-    for outcome in outcomes:
-        if outcome.result is None or not outcome.result.verified or outcome.task is None or outcome.reused_from:
-            continue
-        task = outcome.task
-        for relpath, original in task.sources.items():
-            path = task.project / relpath
-            current = path.read_text(encoding="utf-8") if path.exists() else None
-            if current != expected.get(path, original):
-                messages.append(f"refused: {relpath} changed since the tests ran; not writing it")
-                continue
-            patch = patching.apply_fix(current, outcome.result.fix.code or "",
-                                       target=task.site.symbol.qualname if relpath == task.site.relpath else None)  # fmt: skip
-            if isinstance(patch, patching.Patch) and patch.new_source != current:
-                path.write_text(patch.new_source, encoding="utf-8")
-                expected[path] = patch.new_source
-                messages.append(f"wrote {relpath}")
-    return messages
+def _apply(result: fix.FixResult) -> tuple[list[str], str]:
+    """Write the combined fix, every file or none; (files written, why refused)."""
+    if not result.files:
+        return [], ""
+    try:
+        written = source_text.write_all(
+            result.project, {rel: (f.original, f.new) for rel, f in result.files.items()}
+        )
+    except source_text.WriteRefused as refused:
+        return [], str(refused)
+    return written, ""
 
 
 # --- output --------------------------------------------------------------------------------------
 
 
-def as_json(outcomes: list[Outcome], applied: list[str], seconds: float) -> dict[str, Any]:
-    results = []
-    for outcome in outcomes:
-        entry: dict[str, Any] = {"test": outcome.test, "verified": False, "explanation": "", "diff": "",
-                                 "files": [], "rounds": 0, "candidates": 0, "seconds": 0.0}  # fmt: skip
-        if outcome.result is not None:
-            data = outcome.result.to_dict()
+def as_json(
+    result: fix.FixResult, applied: list[str], seconds: float, refused: str = ""
+) -> dict[str, Any]:
+    entries: dict[str, dict[str, Any]] = {}
+    for fixing in result.tests:
+        entry: dict[str, Any] = {"test": fixing.test, "status": fixing.status, "verified": False, "explanation": "",
+                                 "diff": "", "files": [], "rounds": 0, "candidates": 0, "seconds": 0.0}  # fmt: skip
+        if fixing.result is not None:
+            data = fixing.result.to_dict()
             data.pop("history", None)
-            entry |= data | {"test": outcome.test}
-            entry["files"] = project_repair.files_of([outcome.result])
-        if outcome.task is not None:
-            entry["located"] = f"{outcome.task.site.relpath}::{outcome.task.site.symbol.qualname}"
-            entry["functions"] = _changed_functions(outcome)
-        if outcome.skipped:
-            entry["error"] = outcome.skipped
-        if outcome.reused_from:
-            entry["fixed_by"] = outcome.reused_from
-        results.append(entry)
-    return {
-        "failures": [{"test": o.test, "message": o.message} for o in outcomes],
-        "results": results,
+            entry |= data | {"test": fixing.test}
+            entry["files"] = project_repair.files_of([fixing.result])
+        if fixing.partial is not None:
+            entry["explanation"] = fixing.partial.explanation or ""
+            entry["diff"] = fixing.partial.diff
+            entry["still_failing"] = list(fixing.still_failing)
+        if fixing.task is not None:
+            entry["located"] = f"{fixing.task.site.relpath}::{fixing.task.site.symbol.qualname}"
+            entry["functions"] = _changed_functions(fixing)
+            if fixing.task.also_failing:
+                entry["also_failing"] = list(fixing.task.also_failing)
+        if fixing.skipped:
+            entry["error"] = fixing.skipped
+        if fixing.fixed_by:
+            entry["fixed_by"] = fixing.fixed_by
+            source = entries.get(fixing.fixed_by, {})
+            entry |= {key: source[key] for key in ("explanation", "diff", "files") if key in source}
+            entry["verified"] = True
+        entry["included"] = fixing.test in result.included or bool(fixing.fixed_by)
+        entry["cached"] = fixing.cached
+        entries[fixing.test] = entry
+    data = {
+        "failures": [{"test": t.test, "message": t.message} for t in result.tests],
+        "results": list(entries.values()),
+        "diff": result.diff(),
+        "notes": result.notes,
         "applied": applied,
         "seconds": round(seconds, 3),
     }
+    if refused:
+        data["refused"] = refused
+    return data
 
 
-def _changed_functions(outcome: Outcome) -> list[str]:
-    """The definitions the best attempt replaces, as `file::qualname`."""
-    best = outcome.result.best if outcome.result else None
-    if best is None or best.code is None or outcome.task is None:
+def _changed_functions(fixing: fix.TestFix) -> list[str]:
+    """The definitions the offered (else best) attempt replaces, as `file::qualname`."""
+    candidate = fixing.fix or (fixing.result.best if fixing.result else None)
+    if candidate is None or candidate.code is None or fixing.task is None:
         return []
-    patches = project_repair.ProjectVerifier(outcome.task).patches(best.code)
-    if isinstance(patches, patching.PatchError):
+    patches = project_repair.ProjectVerifier(fixing.task).patches(candidate.code)
+    if not isinstance(patches, dict):
         return []
-    return [f"{relpath}::{name}" for relpath, patch in sorted(patches.items()) for name in patch.replaced]
+    return [
+        f"{relpath}::{name}"
+        for relpath, patch in sorted(patches.items())
+        for name in patch.replaced
+    ]
 
 
 def _report_clean(args: argparse.Namespace, run: PytestRun) -> int:
     if args.json:
-        print(json.dumps({"failures": [], "results": [], "applied": [], "seconds": round(run.duration, 3)}))
+        print(json.dumps({"failures": [], "results": [], "diff": "", "notes": [], "applied": [],
+                          "seconds": round(run.duration, 3)}))  # fmt: skip
     else:
         print(f"all {len(run.outcomes)} tests pass; nothing to fix")
     return 0
 
 
-def _report(args, console, outcomes: list[Outcome], applied: list[str], seconds: float) -> None:
+def _report(
+    args, console, result: fix.FixResult, applied: list[str], refused: str, seconds: float
+) -> None:
     if args.json:
-        print(json.dumps(as_json(outcomes, applied, seconds), indent=2))
+        print(json.dumps(as_json(result, applied, seconds, refused), indent=2))
         return
-    from rich.syntax import Syntax
+    for fixing in result.tests:
+        console.rule(fixing.test)
+        console.print(f"[bold]failure:[/bold] {fixing.message}", markup=True, highlight=False)
+        if fixing.skipped:
+            console.print(f"[yellow]not repaired:[/yellow] {fixing.skipped}")
+            continue
+        if fixing.fixed_by:
+            console.print(f"[green]fixed by the fix for {fixing.fixed_by}[/green]")
+            continue
+        repair = fixing.result
+        if repair is None:
+            continue
+        tried = f"{len(repair.rounds)} round(s), {len(repair.candidates)} candidate(s), {repair.seconds:.1f}s"
+        status = fixing.status
+        if fixing.cached:
+            tried = "found before (cached), verified again now"
+        if status == "verified":
+            console.print(f"[green]verified fix[/green]: {tried}")
+        elif status == "partial":
+            console.print(f"[yellow]partial fix[/yellow] (verified, but {len(fixing.still_failing)} other failing "
+                          f"test(s) of the same code still fail: {', '.join(fixing.still_failing)}; nothing "
+                          f"fixed them all): {tried}")  # fmt: skip
+        else:
+            console.print(f"[red]no verified fix[/red] (best attempt, unverified): {tried}")
+        shown = fixing.fix or repair.best
+        if shown is None:
+            continue
+        if shown.explanation:
+            console.print(f"[bold]explanation:[/bold] {shown.explanation}", highlight=False)
+        if shown.diff:
+            _print_diff(console, shown.diff)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    for relpath in applied:
+        console.print(f"wrote {relpath}", highlight=False, soft_wrap=True)
+    if refused:
+        console.print(f"[red]refused:[/red] {refused}", highlight=False, soft_wrap=True)
+    fixed = sum(1 for t in result.tests if t.status in ("verified", "fixed_by"))
+    console.rule(f"{fixed} of {len(result.tests)} failing tests fixed and verified in {seconds:.1f}s"
+                 + ("" if args.apply or not result.files else " (run with --apply to write them)"))  # fmt: skip
 
-    for outcome in outcomes:
-        console.rule(outcome.test)
-        console.print(f"[bold]failure:[/bold] {outcome.message}", markup=True, highlight=False)
-        if outcome.skipped:
-            console.print(f"[yellow]not repaired:[/yellow] {outcome.skipped}")
-            continue
-        result = outcome.result
-        assert result is not None
-        if outcome.reused_from:
-            console.print(f"[green]fixed by the fix for {outcome.reused_from}[/green]")
-            continue
-        best = result.best
-        label = "[green]verified fix[/green]" if result.verified else "[red]no verified fix[/red] (best attempt, unverified)"
-        console.print(f"{label}: {len(result.rounds)} round(s), {len(result.candidates)} candidate(s), {result.seconds:.1f}s")
-        if best is None:
-            continue
-        if best.explanation:
-            console.print(f"[bold]explanation:[/bold] {best.explanation}", highlight=False)
-        if best.diff:
-            console.print(Syntax(best.diff, "diff", word_wrap=True))
-    for line in applied:
-        console.print(line)
-    fixed = sum(1 for o in outcomes if o.result is not None and o.result.verified)
-    console.rule(f"{fixed} of {len(outcomes)} failing tests fixed and verified in {seconds:.1f}s"
-                 + ("" if args.apply or not fixed else " (run with --apply to write them)"))  # fmt: skip
+
+def _print_diff(console, diff: str) -> None:
+    """A diff line by line, never wrapped or cropped at the console's width (a copied diff must
+    apply), coloured on a terminal only."""
+    from rich.text import Text
+
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    for line in diff.splitlines():
+        style = "bold" if line.startswith(("+++", "---")) else styles.get(line[:1], "")
+        console.print(
+            Text(line, style=style if console.is_terminal else ""), soft_wrap=True, crop=False
+        )
 
 
 def _console(args: argparse.Namespace):
@@ -239,30 +291,22 @@ def _status(console, text: str):
     return console.status(text)
 
 
-class _progress:
-    """A live line per test on a TTY: round, candidates generated and verified."""
+class _Progress:
+    """A live line on a TTY, from the fix's events."""
 
-    def __init__(self, console, test: str, config: RepairConfig) -> None:
-        self.console, self.test, self.config = console, test, config
-        self.status = None
+    def __init__(self, console) -> None:
+        self.console = console
+        self.status: Any = None
 
-    def __enter__(self):
+    def __enter__(self) -> _Progress:
         if self.console.is_terminal:
-            self.status = self.console.status(f"{self.test}: asking the model")
+            self.status = self.console.status("fixing")
             self.status.__enter__()
-        return self.update
+        return self
 
-    def update(self, event: str, details: dict) -> None:
-        if self.status is None:
-            return
-        if event == "round":
-            self.status.update(f"{self.test}: round {details['round']}/{details['rounds']}, asking the model")
-        elif event == "generated":
-            self.status.update(f"{self.test}: round {details['round']}, verifying candidate {details['candidate']}/{self.config.n}")
-        elif event == "verified":
-            verdict = details["verdict"]
-            outcome = f"{verdict.passed}/{verdict.total} tests pass" if verdict else "no usable code"
-            self.status.update(f"{self.test}: round {details['round']}, candidate {details['candidate']}/{self.config.n}: {outcome}")
+    def update(self, event: fix.Event) -> None:
+        if self.status is not None:
+            self.status.update(event.describe())
 
     def __exit__(self, *exc) -> None:
         if self.status is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ledex import dialogue, feedback, patching
+from ledex import dialogue, feedback, patching, source_text
 from ledex.models.base import Backend
 from ledex.patching import Patch, PatchError, Symbol
 from ledex.repair import RepairConfig, RepairResult, RoundRecord, Verdict, repair
@@ -57,6 +57,9 @@ class ProjectTask:
     python: str | None = None
     timeout: float = 60.0
     truncated: list[str] = field(default_factory=list)
+    #: other failing tests that exercise the function under repair (other cases of a parametrized
+    #: test, other tests of the function): a candidate is judged by how many of them it fixes too
+    also_failing: list[str] = field(default_factory=list)
 
     @property
     def node_id(self) -> str:
@@ -368,9 +371,9 @@ class ProjectVerifier:
 
     def verify(self, code: str) -> Verdict:
         patches = self.patches(code)
-        total = 1 + len(self.task.previously_passing)
+        required = (self.task.node_id, *self.task.also_failing, *self.task.previously_passing)
         if isinstance(patches, PatchError):
-            return Verdict(0, total, "rejected", f"The fix could not be applied: {patches.message}")
+            return Verdict(0, len(required), "rejected", f"The fix could not be applied: {patches.message}", required)
         overlay = {relpath: patch.new_source for relpath, patch in patches.items()}
         run = run_pytest(self.task.project, self.task.check_nodes, overlay=overlay, python=self.task.python,
                          timeout=self.task.timeout)  # fmt: skip
@@ -385,25 +388,34 @@ class ProjectVerifier:
 
 
 def verdict_for(task: ProjectTask, run: PytestRun) -> Verdict:
-    required = [task.node_id, *task.previously_passing]
+    required = [task.node_id, *task.also_failing, *task.previously_passing]
     total = len(required)
     if run.status != "ok" and not run.outcomes:
-        return Verdict(0, total, "error", run.message or f"the test run ended with status {run.status}")
+        return Verdict(0, total, "error", run.message or f"the test run ended with status {run.status}",
+                       tuple(required))  # fmt: skip
     if run.collection_errors:
         error = run.collection_errors[0]
-        return Verdict(0, total, "error", f"The tests no longer load:\n{error.message}\n{_shrink(error.longrepr, 1500)}")
+        text = f"The tests no longer load:\n{error.message}\n{_shrink(error.longrepr, 1500)}"
+        return Verdict(0, total, "error", text, tuple(required))
     passed = [node for node in required if run.passes([node])]
+    failing = tuple(node for node in required if node not in passed)
     target_outcomes = run.outcomes_for(task.node_id)
     if task.node_id not in passed:
-        failing = next((o for o in target_outcomes if o.failed), None)
-        text = pytest_feedback(failing) if failing else f"The test {task.node_id} did not run."
-        status = "timeout" if failing is not None and failing.outcome == "timeout" else "failed"
-        return Verdict(len(passed), total, status, text)
-    broken = [node for node in required if node not in passed]
+        failed = next((o for o in target_outcomes if o.failed), None)
+        text = pytest_feedback(failed) if failed else f"The test {task.node_id} did not run."
+        status = "timeout" if failed is not None and failed.outcome == "timeout" else "failed"
+        return Verdict(len(passed), total, status, text, failing)
+    broken = [node for node in task.previously_passing if node not in passed]
     if broken:
         outcome = next((o for o in run.outcomes_for(broken[0]) if o.failed), None)
         detail = pytest_feedback(outcome) if outcome else f"{broken[0]} did not run."
-        return Verdict(len(passed), total, "failed", f"The fix breaks a test that passed before.\n{detail}")
+        return Verdict(len(passed), total, "failed", f"The fix breaks a test that passed before.\n{detail}", failing)
+    if failing:  # the test passes; others of the same function still fail
+        outcome = next((o for o in run.outcomes_for(failing[0]) if o.failed), None)
+        detail = pytest_feedback(outcome) if outcome else f"{failing[0]} did not run."
+        text = (f"With this fix {task.node_id} passes, but {len(failing)} other failing test(s) of the "
+                f"same code still fail.\n{detail}")  # fmt: skip
+        return Verdict(len(passed), total, "failed", text, failing)
     return Verdict(total, total, "passed", "")
 
 
@@ -445,7 +457,7 @@ def reuse_earlier_fix(
             continue
         tried.add(fix.code)
         verifier = ProjectVerifier(task)
-        verdict = verifier.verify(fix.code)
+        verdict = verifier.verify(fix.code)  # against this task's group too
         if verdict.ok:
             candidate = replace(fix, round=1, index=0, verdict=verdict, diff=verifier.diff(fix.code),
                                 duplicate_of=None)  # fmt: skip
@@ -459,10 +471,7 @@ def reuse_earlier_fix(
 
 
 def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+    return source_text.read_text(path)  # as Python reads it: any encoding it declares, `\n` line ends
 
 
 def _relative(project: Path, path: str) -> str | None:

@@ -44,6 +44,7 @@ class Verdict:
     total: int
     status: str  # "passed", "failed", "error", "timeout", "killed", "rejected" (could not be applied)
     feedback: str
+    failing: tuple[str, ...] = ()  # the tests that did not pass (where the verifier names them)
 
     @property
     def ok(self) -> bool:
@@ -140,7 +141,8 @@ class Verifier(Protocol):
         ...
 
 
-#: progress callback: (event, details) with events "round", "generated", "verified", "done"
+#: progress callback: (event, details) with events "round", "generated" (with the reply's
+#: explanation, before its code is verified), "verified", "done"
 Progress = Callable[[str, dict[str, Any]], None]
 
 
@@ -173,11 +175,13 @@ def repair(
         conversation = dialogue.build_conversation(task, current, current_feedback, style=config.style)
         replies = _replies(backend, conversation, config, round_index, record, current, cancel)
         for index, reply in enumerate(replies):
-            notify("generated", {"round": record.index, "candidate": index + 1, "candidates": config.n})
+            candidate = _candidate(reply, record.index, len(result.candidates), config.style)
+            # the explanation is shown while the code is verified (marked as not yet verified)
+            notify("generated", {"round": record.index, "candidate": index + 1, "candidates": config.n,
+                                 "explanation": candidate.explanation})  # fmt: skip
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
                 break
-            candidate = _candidate(reply, record.index, len(result.candidates), config.style)
             record.candidates.append(candidate)
             _verify(candidate, verifier, seen, record)
             notify("verified", {"round": record.index, "candidate": index + 1, "verdict": candidate.verdict})

@@ -28,3 +28,10 @@ def smollm2_backend(smollm2_path: Path):
     backend = load_backend(f"embedded:{FAST_MODEL}", n_ctx=2048)
     yield backend
     backend.close()
+
+
+@pytest.fixture(autouse=True)
+def _own_fix_cache(tmp_path_factory, monkeypatch):
+    """Each test its own cache of verified fixes (ledex.fix_cache): a fix found by another test,
+    or on this machine before, must not stand in for the model; tests of the cache share one."""
+    monkeypatch.setenv("LEDEX_FIX_CACHE_DIR", str(tmp_path_factory.mktemp("fix-cache")))

@@ -19,7 +19,7 @@ def test_ledex_fix_repairs_the_example_with_the_embedded_model(tmp_path):
     (case,) = load_cases(ROOT / "examples")
     project = copy_case(case, tmp_path / "project")
     command = [sys.executable, "-m", "ledex", "fix", str(project), "--json", "-n", "2", "--rounds", "2",
-               "--seed", "0", "--python", sys.executable, "--apply"]  # fmt: skip
+               "--seed", "0", "--python", sys.executable, "--apply", "--no-cache"]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=dict(os.environ))
     assert result.returncode == 0, result.stdout + result.stderr
     (entry,) = json.loads(result.stdout)["results"]

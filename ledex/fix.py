@@ -1,0 +1,559 @@
+"""Fix a project's failing tests: the one use case behind `ledex fix` and the language server's
+Explain and fix (both are front ends that render its events and deliver its result).
+
+Given the project, a pytest run, the failing tests to fix, a model and a `FixConfig`, `fix_tests`
+
+1. locates the function under repair for each failure and groups the failures that exercise the
+   same function (the other cases of a parametrized test, the other failing tests of the same
+   function): a candidate is judged against all of them, and the one that fixes most wins;
+2. reuses an earlier fix where one still verifies (a result the caller already has, or the fix of
+   a test handled before in this call), else runs the repair loop (`project_repair.repair_test`);
+3. offers a fix that leaves some of those tests failing only when nothing fixed them all, as a
+   *partial* fix that says which still fail;
+4. combines the fixes into one new text per file and verifies them together (the fixed tests and
+   every test that passed before, in one run), leaving out a fix that breaks the combination.
+
+Progress comes as typed events (`Event`) to a callback, on the calling thread; a set `cancel`
+event stops the work at the next candidate (mid-reply on a streaming backend). Nothing here
+writes a user's file: `FixResult.files` holds the verified texts and `source_text.write_all` the
+safe way to write them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from ledex import patching, project_repair
+from ledex.fix_cache import FixCache
+from ledex.models.base import Backend
+from ledex.project_repair import ProjectTask, ProjectVerifier
+from ledex.repair import Candidate, RepairConfig, RepairResult, RoundRecord, Verdict
+from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
+
+DEFAULT_TIMEOUT = 60.0  # seconds per test run
+_MAX_LOCATED = 200  # failures located to find the ones that share a function under repair
+
+
+@dataclass(frozen=True)
+class FixConfig:
+    """Every knob of a fix, with its one default: the repair loop's and the test runs'."""
+
+    repair: RepairConfig = field(default_factory=RepairConfig)
+    python: str | None = (
+        None  # the interpreter that runs the tests (None: the project's .venv, else python3)
+    )
+    timeout: float = DEFAULT_TIMEOUT
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepairStarted:
+    test: str
+    index: int  # 0-based among the tests repaired in this call
+    count: int
+    rounds: int
+    candidates: int  # per round
+
+    def describe(self) -> str:
+        return f"{self.test}: asking the model"
+
+
+@dataclass(frozen=True)
+class RoundStarted:
+    test: str
+    round: int
+    rounds: int
+    candidates: int
+
+    def describe(self) -> str:
+        return f"{self.test}: round {self.round}/{self.rounds}, asking the model for {self.candidates} candidate(s)"
+
+
+@dataclass(frozen=True)
+class CandidateWritten:
+    """The model finished a reply; its explanation is known, its code not yet verified."""
+
+    test: str
+    round: int
+    rounds: int
+    candidate: int  # 1-based in the round
+    candidates: int
+    explanation: str | None
+
+    def describe(self) -> str:
+        return f"{self.test}: round {self.round}/{self.rounds}, verifying candidate {self.candidate}/{self.candidates}"
+
+
+@dataclass(frozen=True)
+class CandidateVerified:
+    test: str
+    round: int
+    rounds: int
+    candidate: int
+    candidates: int
+    verdict: Verdict | None  # None: the reply held no usable code
+
+    def describe(self) -> str:
+        outcome = (
+            f"{self.verdict.passed}/{self.verdict.total} tests pass"
+            if self.verdict
+            else "no usable code"
+        )
+        return f"{self.test}: round {self.round}/{self.rounds}, candidate {self.candidate}/{self.candidates}: {outcome}"
+
+
+@dataclass(frozen=True)
+class CheckingEarlierFix:
+    test: str
+
+    def describe(self) -> str:
+        return f"{self.test}: checking whether an earlier fix also fixes it"
+
+
+@dataclass(frozen=True)
+class CheckingCachedFix:
+    test: str
+
+    def describe(self) -> str:
+        return f"{self.test}: verifying the fix found before (cached)"
+
+
+@dataclass(frozen=True)
+class VerifyingTogether:
+    tests: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"verifying the fixes of {len(self.tests)} tests together"
+
+
+@dataclass(frozen=True)
+class TestDone:
+    test: str
+    status: str  # TestFix.status
+
+    def describe(self) -> str:
+        return f"{self.test}: {self.status.replace('_', ' ')}"
+
+
+Event = (
+    RepairStarted
+    | RoundStarted
+    | CandidateWritten
+    | CandidateVerified
+    | CheckingEarlierFix
+    | CheckingCachedFix
+    | VerifyingTogether
+    | TestDone
+)
+OnEvent = Callable[[Event], None]
+
+
+# --- results -------------------------------------------------------------------------------------
+
+Status = Literal["verified", "partial", "fixed_by", "unverified", "skipped", "cancelled"]
+
+
+@dataclass
+class TestFix:
+    """What became of one failing test."""
+
+    test: str
+    message: str
+    task: ProjectTask | None = None
+    result: RepairResult | None = None
+    skipped: str = ""  # why no repair was attempted
+    fixed_by: str = ""  # the test whose fix also fixes this one
+    partial: Candidate | None = (
+        None  # when nothing fixed every test of the group: the best that fixed some
+    )
+    still_failing: tuple[str, ...] = ()  # the group's tests the partial fix leaves failing
+    cached: bool = False  # the fix came from the on-disk cache (verified again here)
+
+    @property
+    def status(self) -> Status:
+        if self.skipped:
+            return "skipped"
+        if self.fixed_by:
+            return "fixed_by"
+        if self.result is None:
+            return "skipped"
+        if self.result.verified:
+            return "verified"
+        if self.result.cancelled:
+            return "cancelled"
+        return "partial" if self.partial is not None else "unverified"
+
+    @property
+    def fix(self) -> Candidate | None:
+        """The candidate offered: the verified fix, else the partial one."""
+        if self.result is not None and self.result.fix is not None:
+            return self.result.fix
+        return self.partial
+
+    @property
+    def fixed(self) -> list[str]:
+        """The failing tests this test's fix makes pass (it and the others of its group)."""
+        if self.task is None or self.fix is None:
+            return []
+        return [
+            node for node in [self.test, *self.task.also_failing] if node not in self.still_failing
+        ]
+
+
+@dataclass(frozen=True)
+class FileFix:
+    relpath: str
+    original: str  # the text the fixes were computed from (`\n` line endings)
+    new: str
+
+    def diff(self) -> str:
+        return patching.unified_diff(self.original, self.new, self.relpath)
+
+
+@dataclass
+class FixResult:
+    project: Path
+    tests: list[TestFix]
+    files: dict[str, FileFix] = field(
+        default_factory=dict
+    )  # the fixes, combined and verified together
+    included: list[str] = field(default_factory=list)  # the tests whose fixes are in `files`
+    notes: list[str] = field(default_factory=list)  # fixes left out of `files`, and why
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    @property
+    def all_fixed(self) -> bool:
+        return bool(self.tests) and all(t.status in ("verified", "fixed_by") for t in self.tests)
+
+    def diff(self) -> str:
+        return "".join(f.diff() for _, f in sorted(self.files.items()))
+
+
+# --- the use case --------------------------------------------------------------------------------
+
+BackendSource = Backend | Callable[[], Backend]
+
+
+def fix_tests(
+    project: Path,
+    run: PytestRun,
+    tests: Sequence[TestOutcome],
+    backend: BackendSource,
+    config: FixConfig = FixConfig(),  # noqa: B008 -- frozen
+    *,
+    on_event: OnEvent | None = None,
+    cancel: threading.Event | None = None,
+    earlier: Sequence[TestFix] = (),
+    cache: FixCache | None = None,
+) -> FixResult:
+    """Fix the failing `tests` of the `run` of `project`; see the module's docstring.
+
+    `backend` may be a callable that loads the model: it is called only when a repair needs it
+    (an earlier fix that still verifies needs none). `earlier` are results the caller kept (of
+    these tests or others in the project): one for the same test computed from the same file
+    texts is taken as it is; the verified fixes of the others are tried before asking the model.
+    `cache` (on disk) is looked up before the model is asked, its fix verified again, and keeps
+    every new verified or partial fix.
+    Runs pytest and the model: call it off any event loop. Raises LedexError when the model
+    cannot be loaded or reached.
+    """
+    started = time.perf_counter()
+    project = project.resolve()
+    notify = on_event or (lambda event: None)
+    stopped = cancel.is_set if cancel is not None else (lambda: False)
+    get_backend = _loader(backend)
+    located = _locate_failures(project, run)
+    result = FixResult(project, [])
+    covered: dict[str, str] = {}  # test -> the test whose fix fixes it
+    wanted = list(dict.fromkeys(o.node_id for o in tests))
+    outcomes = {o.node_id: o for o in tests}
+    for node_id in wanted:
+        outcome = outcomes[node_id]
+        if stopped():
+            result.cancelled = True
+            break
+        if node_id in covered:
+            result.tests.append(TestFix(node_id, outcome.message, fixed_by=covered[node_id]))
+            notify(TestDone(node_id, "fixed_by"))
+            continue
+        done = _fix_one(project, run, outcome, located, get_backend, config, notify, cancel,
+                        earlier, result.tests, len(result.tests), len(wanted), cache)  # fmt: skip
+        result.tests.append(done)
+        if done.result is not None and done.result.cancelled:
+            result.cancelled = True
+            break
+        for other in done.fixed:
+            covered.setdefault(other, node_id)
+        notify(TestDone(node_id, done.status))
+    if not result.cancelled:
+        _combine(result, config, notify, stopped)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _loader(backend: BackendSource) -> Callable[[], Backend]:
+    if isinstance(backend, Backend):
+        return lambda: backend
+    loaded: list[Backend] = []
+
+    def load() -> Backend:
+        if not loaded:
+            loaded.append(backend())
+        return loaded[0]
+
+    return load
+
+
+def _locate_failures(project: Path, run: PytestRun) -> dict[str, tuple[str, str]]:
+    """node id -> (file, qualname) of the function under repair, for the run's failures."""
+    index = project_repair.definitions(project)
+    found: dict[str, tuple[str, str]] = {}
+    for outcome in run.failed[:_MAX_LOCATED]:
+        site = project_repair.locate_site(project, outcome, index)
+        if site is not None:
+            found[outcome.node_id] = (site.relpath, site.symbol.qualname)
+    return found
+
+
+def group_of(task: ProjectTask, run: PytestRun, located: dict[str, tuple[str, str]]) -> list[str]:
+    """The other failing tests of the run that exercise the function under repair: those located
+    at the same function, and the other cases of the same (parametrized) test."""
+    site = (task.site.relpath, task.site.symbol.qualname)
+    base = task.node_id.split("[", 1)[0]
+    return [o.node_id for o in run.failed if o.node_id != task.node_id
+            and (located.get(o.node_id) == site or o.node_id.split("[", 1)[0] == base)]  # fmt: skip
+
+
+def widen(task: ProjectTask, run: PytestRun, also_failing: list[str]) -> ProjectTask:
+    """The task verified against `also_failing` too: their test files run, and the tests that
+    passed there must keep passing."""
+    files = list(
+        dict.fromkeys([*task.check_nodes, *(node.split("::", 1)[0] for node in also_failing)])
+    )
+    passing = [
+        o.node_id
+        for o in run.outcomes.values()
+        if o.passed and o.node_id.split("::", 1)[0] in files
+    ]
+    return replace(task, also_failing=list(also_failing), check_nodes=files,
+                   previously_passing=list(dict.fromkeys([*task.previously_passing, *passing])))  # fmt: skip
+
+
+def _fix_one(project: Path, run: PytestRun, outcome: TestOutcome, located: dict[str, tuple[str, str]],
+             get_backend: Callable[[], Backend], config: FixConfig, notify: OnEvent,
+             cancel: threading.Event | None, earlier: Sequence[TestFix], done: Sequence[TestFix],
+             index: int, count: int, cache: FixCache | None) -> TestFix:  # fmt: skip
+    fixing = TestFix(outcome.node_id, outcome.message)
+    task = project_repair.prepare(
+        project, run, outcome, python=config.python, timeout=config.timeout
+    )
+    if isinstance(task, str):
+        fixing.skipped = task
+        return fixing
+    task = widen(task, run, group_of(task, run, located))
+    fixing.task = task
+    same = _same_task(task, earlier)
+    if same is not None:
+        fixing.result, fixing.partial, fixing.still_failing = (
+            same.result,
+            same.partial,
+            same.still_failing,
+        )
+        return fixing
+    sources = [
+        t
+        for t in [*done, *earlier]
+        if t.task is not None and t.result is not None and t.result.verified
+    ]
+    if sources:
+        notify(CheckingEarlierFix(task.node_id))
+        reused = project_repair.reuse_earlier_fix(task, [(t.task, t.result) for t in sources])  # type: ignore[misc]
+        if reused is not None:
+            fixing.result = reused[0]
+            source = sources[reused[1]]
+            if any(source is t for t in done):  # that fix is offered in this call already
+                fixing.fixed_by = source.test
+            return fixing
+    if cache is not None and _from_cache(fixing, task, cache, notify):
+        return fixing
+    notify(RepairStarted(task.node_id, index, count, config.repair.rounds, config.repair.n))
+    backend = get_backend()
+    progress = _progress(task.node_id, config, notify)
+    fixing.result = project_repair.repair_test(
+        task, backend, config.repair, progress=progress, cancel=cancel
+    )
+    if not fixing.result.verified:
+        _judge_partial(fixing)
+    if cache is not None and fixing.fix is not None:
+        cache.put(task, fixing.fix, partial=fixing.partial is not None)
+    return fixing
+
+
+def _judge_partial(fixing: TestFix) -> None:
+    assert fixing.task is not None and fixing.result is not None
+    fixing.partial = partial_fix(fixing.task, fixing.result)
+    if fixing.partial is not None and fixing.partial.verdict is not None:
+        fixing.still_failing = fixing.partial.verdict.failing
+
+
+def _from_cache(fixing: TestFix, task: ProjectTask, cache: FixCache, notify: OnEvent) -> bool:
+    """The cached fix for this task, verified again: True if it is offered (verified or partial)."""
+    entry = cache.get(task)
+    if entry is None:
+        return False
+    notify(CheckingCachedFix(task.node_id))
+    verifier = ProjectVerifier(task)
+    verdict = verifier.verify(entry.code)
+    candidate = Candidate(1, 0, "", explanation=entry.explanation, code=entry.code, verdict=verdict,
+                          diff=verifier.diff(entry.code))  # fmt: skip
+    result = RepairResult(
+        task.node_id,
+        rounds=[RoundRecord(1, "", [candidate])],
+        fix=candidate if verdict.ok else None,
+    )
+    fixing.result, fixing.cached = result, True
+    if not verdict.ok:
+        _judge_partial(fixing)
+    if fixing.fix is None:
+        fixing.result, fixing.cached = None, False
+        return False
+    return True
+
+
+def _same_task(task: ProjectTask, earlier: Sequence[TestFix]) -> TestFix | None:
+    """An earlier result for this very task: same test, same file texts, same group."""
+    for before in earlier:
+        if (before.test == task.node_id and before.task is not None and before.result is not None
+                and not before.result.cancelled and before.task.project == task.project
+                and before.task.sources == task.sources
+                and sorted(before.task.also_failing) == sorted(task.also_failing)):  # fmt: skip
+            return before
+    return None
+
+
+def partial_fix(task: ProjectTask, result: RepairResult) -> Candidate | None:
+    """The candidate that makes the test pass and keeps every test that passed before passing,
+    with the most of the group's other failing tests fixed, when none fixed them all."""
+    group = set(task.also_failing)
+    usable = [c for c in result.candidates
+              if c.duplicate_of is None and c.code and c.verdict is not None and c.verdict.status == "failed"
+              and c.verdict.failing and set(c.verdict.failing) <= group]  # fmt: skip
+    return max(usable, key=lambda c: c.verdict.passed if c.verdict else 0, default=None)
+
+
+def _progress(
+    test: str, config: FixConfig, notify: OnEvent
+) -> Callable[[str, dict[str, Any]], None]:
+    """The repair loop's progress callback, as typed events."""
+    rounds, n = config.repair.rounds, config.repair.n
+
+    def progress(event: str, details: dict[str, Any]) -> None:
+        round_ = details.get("round", 1)
+        if event == "round":
+            notify(RoundStarted(test, round_, rounds, n))
+        elif event == "generated":
+            notify(
+                CandidateWritten(
+                    test, round_, rounds, details.get("candidate", 1), n, details.get("explanation")
+                )
+            )
+        elif event == "verified":
+            notify(
+                CandidateVerified(
+                    test, round_, rounds, details.get("candidate", 1), n, details.get("verdict")
+                )
+            )
+
+    return progress
+
+
+# --- combining ------------------------------------------------------------------------------------
+
+
+def _combine(
+    result: FixResult, config: FixConfig, notify: OnEvent, stopped: Callable[[], bool]
+) -> None:
+    """`result.files`: the offered fixes applied one after the other, verified together. A fix
+    that breaks the combination is left out (noted) and the rest kept."""
+    offered = [
+        t for t in result.tests if t.fix is not None and t.task is not None and not t.fixed_by
+    ]
+    if not offered:
+        return
+    if len(offered) == 1:  # its own verification ran exactly this
+        files = compose(offered)
+        if files is not None:
+            result.files, result.included = files, [offered[0].test]
+        else:
+            result.notes.append(f"the fix for {offered[0].test} no longer applies")
+        return
+    notify(VerifyingTogether(tuple(t.test for t in offered)))
+    if _verify_together(offered, config):
+        result.files, result.included = compose(offered) or {}, [t.test for t in offered]
+        return
+    kept: list[TestFix] = []
+    for fixing in offered:  # the combination fails: keep the fixes that verify with those before
+        if stopped():
+            result.cancelled = True
+            return
+        if not kept or _verify_together([*kept, fixing], config):
+            kept.append(fixing)
+        else:
+            result.notes.append(f"the fix for {fixing.test} does not verify together with the fix for "
+                                f"{kept[0].test}, so it was left out")  # fmt: skip
+    result.files, result.included = compose(kept) or {}, [t.test for t in kept]
+
+
+def compose(fixes: Sequence[TestFix]) -> dict[str, FileFix] | None:
+    """The fixes applied one after the other to the texts their tasks started from; None when one
+    does not apply."""
+    originals: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for fixing in fixes:
+        task, candidate = fixing.task, fixing.fix
+        assert task is not None and candidate is not None and candidate.code
+        applied = False
+        for relpath, source in task.sources.items():
+            originals.setdefault(relpath, source)
+            current = texts.get(relpath, originals[relpath])
+            target = task.site.symbol.qualname if relpath == task.site.relpath else None
+            patch = patching.apply_fix(current, candidate.code, target=target)
+            if isinstance(patch, patching.Patch):
+                texts[relpath], applied = patch.new_source, True
+        if not applied:
+            return None
+    return {
+        rel: FileFix(rel, originals[rel], text)
+        for rel, text in sorted(texts.items())
+        if text != originals[rel]
+    }
+
+
+def _verify_together(fixes: Sequence[TestFix], config: FixConfig) -> bool:
+    files = compose(fixes)
+    if files is None:
+        return False
+    tasks = [t.task for t in fixes if t.task is not None]
+    project = tasks[0].project
+    nodes = sorted({node for task in tasks for node in task.check_nodes})
+    required = sorted(
+        {node for t in fixes for node in [*t.fixed, *(t.task.previously_passing if t.task else [])]}
+    )
+    run = run_pytest(project, nodes, overlay={rel: f.new for rel, f in files.items()},
+                     python=config.python, timeout=config.timeout)  # fmt: skip
+    return run.passes(required)
+
+
+def patches_of(fixing: TestFix) -> dict[str, patching.Patch] | patching.PatchError:
+    """The offered candidate applied to the task's files (for `file::function` listings)."""
+    if fixing.task is None or fixing.fix is None or not fixing.fix.code:
+        return patching.PatchError("no fix")
+    return ProjectVerifier(fixing.task).patches(fixing.fix.code)

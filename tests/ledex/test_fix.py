@@ -1,0 +1,301 @@
+"""The fix workflow (`ledex.fix.fix_tests`) on small real projects: real pytest runs, and a
+scripted model (the loopback OpenAI-compatible server) so every candidate is known. Fast: a few
+test runs each, no model weights."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from ledex import dialogue, fix, source_text
+from ledex.models import load_backend
+from ledex.repair import RepairConfig
+from ledex.sandbox.pytest_runner import run_pytest
+from tests.support.openai_loopback import LoopbackServer
+
+GRADE = '''def grade(score):
+    """Letter grade: A from 90, B from 80, C from 70, else F."""
+    if score > 90:
+        return "A"
+    if score > 80:
+        return "B"
+    if score > 70:
+        return "C"
+    return "F"
+'''
+GRADE_TESTS = """import pytest
+
+from marks.grade import grade
+
+
+@pytest.mark.parametrize(("score", "letter"), [(90, "A"), (80, "B"), (70, "C"), (95, "A"), (10, "F")])
+def test_grade(score, letter):
+    assert grade(score) == letter
+"""
+ONLY_A = GRADE.replace("score > 90", "score >= 90")
+ALL = GRADE.replace(" > ", " >= ")
+CASE_A = "tests/test_grade.py::test_grade[90-A]"
+OTHERS = ["tests/test_grade.py::test_grade[80-B]", "tests/test_grade.py::test_grade[70-C]"]
+
+
+def make_project(root: Path, files: dict[str, str]) -> Path:
+    files = {
+        "pyproject.toml": '[tool.pytest.ini_options]\npythonpath = ["."]\n',
+        "marks/__init__.py": "",
+        **files,
+    }
+    for relpath, text in files.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text(text)
+    return root
+
+
+def scripted(replies):
+    """A loopback model answering candidate i with replies[i] (explanation, code), the last again."""
+
+    def reply(messages, params):
+        explanation, code = replies[min(params.get("index", 0), len(replies) - 1)]
+        return dialogue.format_reply(explanation, code)
+
+    return LoopbackServer(reply=reply)
+
+
+def run_fix(project: Path, server: LoopbackServer, tests=None, n=2, rounds=1, **kwargs):
+    run = run_pytest(project, python=sys.executable)
+    wanted = [o for o in run.failed if tests is None or o.node_id in tests]
+    config = fix.FixConfig(RepairConfig(n=n, rounds=rounds), python=sys.executable)
+    backend = load_backend(f"openai:{server.url}#m")
+    with backend:
+        return fix.fix_tests(project, run, wanted, backend, config, **kwargs)
+
+
+def passes_with(project: Path, result: fix.FixResult) -> bool:
+    overlay = {rel: f.new for rel, f in result.files.items()}
+    return run_pytest(project, python=sys.executable, overlay=overlay).passes()
+
+
+def test_the_candidate_that_fixes_every_case_of_a_parametrized_test_wins(tmp_path):
+    """One case asked for, three failing: the first candidate fixes that case only (the old loop
+    took it), the second fixes all three and is the fix."""
+    project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS})
+    events: list[fix.Event] = []
+    with scripted(
+        [("Only A was off.", ONLY_A), ("Every bound excludes its own mark.", ALL)]
+    ) as server:
+        result = run_fix(project, server, tests=[CASE_A], on_event=events.append)
+    (fixed,) = result.tests
+    assert (
+        fixed.status == "verified" and fixed.fix.explanation == "Every bound excludes its own mark."
+    )
+    assert sorted(fixed.task.also_failing) == sorted(OTHERS) and fixed.fixed == [
+        CASE_A,
+        *fixed.task.also_failing,
+    ]
+    assert result.files["marks/grade.py"].new == ALL and result.included == [CASE_A]
+    assert passes_with(project, result)
+    assert (project / "marks/grade.py").read_text() == GRADE  # nothing written
+    kinds = [type(e).__name__ for e in events]
+    assert (
+        kinds[:3] == ["RepairStarted", "RoundStarted", "CandidateWritten"]
+        and kinds[-1] == "TestDone"
+    )
+    written = [e for e in events if isinstance(e, fix.CandidateWritten)]
+    assert written[0].explanation == "Only A was off."  # known before the code is verified
+    verified = [e for e in events if isinstance(e, fix.CandidateVerified)]
+    assert [(v.verdict.passed, v.verdict.total) for v in verified] == [(3, 5), (5, 5)]
+
+
+def test_a_partial_fix_is_offered_only_when_nothing_fixes_all_and_says_so(tmp_path):
+    project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS})
+    with scripted([("Only A was off.", ONLY_A)]) as server:
+        result = run_fix(project, server, tests=[CASE_A], n=1)
+    (fixed,) = result.tests
+    assert fixed.status == "partial" and not fixed.result.verified
+    assert sorted(fixed.still_failing) == sorted(OTHERS) and fixed.fixed == [CASE_A]
+    assert result.files["marks/grade.py"].new == ONLY_A and not result.all_fixed
+
+
+TWO = """def double(x):
+    return x + 2
+
+
+def half(x):
+    return x // 3
+"""
+TWO_TESTS = """from marks.two import double, half
+
+
+def test_double():
+    assert double(5) == 10
+
+
+def test_half():
+    assert half(8) == 4
+
+
+def test_small():
+    assert double(2) == 4
+"""
+DOUBLE = "def double(x):\n    return x * 2\n"
+HALF = "def half(x):\n    return x // 2\n"
+
+
+def _asks_about(messages, test: str) -> bool:
+    return any(f"def {test}(" in str(m.get("content", "")) for m in messages)
+
+
+def _by_function(messages, params):
+    """The fix for the function whose test the prompt shows."""
+    if _asks_about(messages, "test_half"):
+        return dialogue.format_reply("It divides by three.", HALF)
+    return dialogue.format_reply("It adds two.", DOUBLE)
+
+
+def test_fixes_of_two_functions_in_one_file_are_verified_together(tmp_path):
+    project = make_project(tmp_path, {"marks/two.py": TWO, "tests/test_two.py": TWO_TESTS})
+    with LoopbackServer(reply=_by_function) as server:
+        result = run_fix(project, server, n=1)
+    assert [t.status for t in result.tests] == ["verified", "verified"]
+    assert sorted(result.included) == [
+        "tests/test_two.py::test_double",
+        "tests/test_two.py::test_half",
+    ]
+    new = result.files["marks/two.py"].new
+    assert "return x * 2" in new and "return x // 2" in new and result.all_fixed
+    assert passes_with(project, result)
+
+
+def test_a_fix_that_breaks_another_fix_is_left_out_of_the_combination(tmp_path):
+    project = make_project(tmp_path, {"marks/two.py": TWO, "tests/test_two.py": TWO_TESTS})
+
+    def reply(messages, params):
+        if _asks_about(messages, "test_half"):  # fixes half, and puts double back as it was
+            return dialogue.format_reply(
+                "It divides by three.", "def double(x):\n    return x + 2\n\n\n" + HALF
+            )
+        return dialogue.format_reply("It adds two.", DOUBLE)
+
+    with LoopbackServer(reply=reply) as server:
+        result = run_fix(project, server, n=1)
+    assert [t.status for t in result.tests] == ["verified", "verified"]  # each verifies alone
+    assert result.included == ["tests/test_two.py::test_double"]
+    assert any("test_half does not verify together" in note for note in result.notes)
+    assert "return x * 2" in result.files["marks/two.py"].new
+
+
+def test_an_earlier_result_for_the_same_files_is_reused_without_the_model(tmp_path):
+    project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS})
+    with scripted([("Every bound excludes its own mark.", ALL)]) as server:
+        first = run_fix(project, server, tests=[CASE_A], n=1)
+        asked = len(server.chat_requests)
+        again = run_fix(project, server, tests=[CASE_A], n=1, earlier=first.tests)
+        assert len(server.chat_requests) == asked
+    assert again.files == first.files and again.tests[0].status == "verified"
+
+
+def test_a_cancelled_fix_asks_nothing_and_says_so(tmp_path):
+    project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS})
+    cancel = threading.Event()
+    cancel.set()
+    with scripted([("x", ALL)]) as server:
+        result = run_fix(project, server, cancel=cancel)
+        assert server.chat_requests == []
+    assert result.cancelled and result.files == {}
+
+
+# --- writing (ledex.source_text) -----------------------------------------------------------------
+
+
+def test_write_all_keeps_line_endings_encoding_and_mode(tmp_path):
+    crlf = tmp_path / "crlf.py"
+    crlf.write_bytes(b"def f():\r\n    return 1\r\n")
+    crlf.chmod(0o754)
+    bom = tmp_path / "bom.py"
+    bom.write_bytes(b"\xef\xbb\xbfdef g():\n    return '\xc3\xa9'\n")
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(b"# -*- coding: latin-1 -*-\ndef h():\n    return '\xe9'\n")
+    texts = {p.name: source_text.read_text(p) for p in (crlf, bom, latin)}
+    assert texts["crlf.py"] == "def f():\n    return 1\n" and texts["bom.py"].startswith("def g")
+    written = source_text.write_all(tmp_path, {
+        "crlf.py": (texts["crlf.py"], "def f():\n    return 2\n"),
+        "bom.py": (texts["bom.py"], texts["bom.py"].replace("é", "è")),
+        "latin.py": (texts["latin.py"], texts["latin.py"].replace("é", "è")),
+    })  # fmt: skip
+    assert written == ["bom.py", "crlf.py", "latin.py"]
+    assert (
+        crlf.read_bytes() == b"def f():\r\n    return 2\r\n"
+        and crlf.stat().st_mode & 0o777 == 0o754
+    )
+    assert bom.read_bytes() == b"\xef\xbb\xbfdef g():\n    return '\xc3\xa8'\n"
+    assert latin.read_bytes() == b"# -*- coding: latin-1 -*-\ndef h():\n    return '\xe8'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bom.py",
+        "crlf.py",
+        "latin.py",
+    ]  # no temporaries
+
+
+def test_write_all_writes_nothing_when_one_file_changed(tmp_path):
+    one, two = tmp_path / "one.py", tmp_path / "two.py"
+    one.write_text("a = 1\n")
+    two.write_text("b = 2  # edited by the user\n")
+    with pytest.raises(source_text.WriteRefused, match="two.py changed since the tests ran"):
+        source_text.write_all(
+            tmp_path, {"one.py": ("a = 1\n", "a = 10\n"), "two.py": ("b = 2\n", "b = 20\n")}
+        )
+    assert one.read_text() == "a = 1\n" and two.read_text() == "b = 2  # edited by the user\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.py", "two.py"]
+
+
+def test_write_all_refuses_a_character_the_files_encoding_cannot_hold(tmp_path):
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(b"# -*- coding: latin-1 -*-\nx = 1\n")
+    text = source_text.read_text(latin)
+    with pytest.raises(source_text.WriteRefused, match="cannot hold"):
+        source_text.write_all(tmp_path, {"latin.py": (text, text + "y = '\u2603'\n")})
+    assert latin.read_bytes() == b"# -*- coding: latin-1 -*-\nx = 1\n"
+
+
+def test_a_cached_fix_is_verified_again_and_offered_without_the_model(tmp_path):
+    from ledex.fix_cache import FixCache
+
+    project = make_project(
+        tmp_path / "project", {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS}
+    )
+    with scripted([("Every bound excludes its own mark.", ALL)]) as server:
+        cache = FixCache(tmp_path / "cache", model="the-model")
+        first = run_fix(project, server, tests=[CASE_A], n=1, cache=cache)
+        asked = len(server.chat_requests)
+        again = run_fix(project, server, tests=[CASE_A], n=1, cache=cache)
+        assert len(server.chat_requests) == asked  # no model: the cached fix, verified again
+        (cached,) = again.tests
+        assert cached.cached and cached.status == "verified" and again.files == first.files
+        assert cached.fix.explanation == "Every bound excludes its own mark."
+        # another model, or the file changed: another key
+        other_model = FixCache(cache.directory, "other")
+        assert (
+            run_fix(project, server, tests=[CASE_A], n=1, cache=other_model).tests[0].cached
+            is False
+        )
+        (project / "marks/grade.py").write_text(GRADE + "\n")
+        assert run_fix(project, server, tests=[CASE_A], n=1, cache=cache).tests[0].cached is False
+
+
+def test_a_cached_fix_that_no_longer_verifies_is_not_offered(tmp_path):
+    from ledex.fix_cache import FixCache
+
+    project = make_project(
+        tmp_path / "project", {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS}
+    )
+    with scripted([("Every bound excludes its own mark.", ALL)]) as server:
+        cache = FixCache(tmp_path / "cache", model="the-model")
+        first = run_fix(project, server, tests=[CASE_A], n=1, cache=cache)
+        (entry,) = cache.directory.glob("*.json")
+        entry.write_text(entry.read_text().replace(">=", "<"))  # a fix that is wrong now
+        asked = len(server.chat_requests)
+        again = run_fix(project, server, tests=[CASE_A], n=1, cache=cache)
+        assert len(server.chat_requests) == asked + 1 and not again.tests[0].cached
+    assert again.files == first.files
