@@ -30,10 +30,12 @@ class DataError(LedexError):
 
 
 def trajectories_path(path: str | os.PathLike[str]) -> Path:
-    """A trajectories file, or a `collect` output folder holding `trajectories.jsonl`."""
+    """A trajectories file, or a `collect` output folder holding `trajectories.jsonl` (or a
+    committed snapshot folder holding `trajectories.jsonl.gz`)."""
     path = Path(path).expanduser()
     if path.is_dir():
-        path = path / TRAJECTORIES_FILE
+        packed = path / f"{TRAJECTORIES_FILE}.gz"
+        path = packed if packed.is_file() and not (path / TRAJECTORIES_FILE).is_file() else path / TRAJECTORIES_FILE
     if not path.is_file():
         raise DataError(
             f"no training data at {path}: pass the trajectories.jsonl that `ledex-train collect` "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import gzip
 import json
 import os
 import time
@@ -115,7 +116,7 @@ def from_dict(cls: type[R], data: Mapping[str, Any]) -> R:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The objects of a JSONL file; a missing file is empty.
+    """The objects of a JSONL file (or a gzip-compressed `.jsonl.gz`); a missing file is empty.
 
     A torn last line (no newline at the end, not valid JSON) is what a killed writer leaves: it is
     skipped silently and the next `append_jsonl` starts on a fresh line. Any other unreadable line
@@ -125,7 +126,10 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with path.open("rb") as handle:
-        lines = handle.read().split(b"\n")
+        data = handle.read()
+    if path.suffix == ".gz":  # a committed snapshot (trainer/datasets)
+        data = gzip.decompress(data)
+    lines = data.split(b"\n")
     last = len(lines) - 1  # after the final "\n" split gives b"" (a complete file)
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():

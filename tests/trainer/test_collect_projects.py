@@ -19,7 +19,7 @@ from tests.support.openai_loopback import LoopbackServer
 from tests.trainer.test_buggy_projects import ACCOUNT, account_project
 from trainer import collect_projects
 from trainer.buggy_projects import generate
-from trainer.chat_data import to_example
+from trainer.chat_data import load_examples, to_example
 from trainer.collect_projects import ProjectCollectConfig, ProjectCollector
 from trainer.records import Trajectory, read_records
 
@@ -113,6 +113,8 @@ def test_a_rerun_resumes_and_a_fresh_folder_resumes_from_the_committed_snapshot(
     assert [json.loads(line)["key"] for line in snapshot.splitlines()] == [r.key for r in trajectories(tmp_path / "out")]
     assert (tmp_path / "fresh" / "trajectories.jsonl").read_text() == snapshot
     assert "| 1 | 2 |" in (data / "table.md").read_text()
+    examples, counts = load_examples(data)  # SFT reads the committed snapshot as it is
+    assert counts["used"] == 2 and examples[0]["completion"][0]["content"].startswith(EXPLANATION)
 
 
 def test_changed_settings_and_held_out_splits_are_refused(tmp_path):
