@@ -22,6 +22,7 @@ from ledex.fix_cache import FixCache
 from ledex.models import DEFAULT_SPEC, load_backend
 from ledex.models.base import Backend
 from ledex.repair import RepairConfig
+from ledex.sandbox import isolation
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
 
 EXIT_REFUSED = 3
@@ -187,6 +188,7 @@ def as_json(
         "notes": result.notes,
         "applied": applied,
         "seconds": round(seconds, 3),
+        "sandbox": isolation.status().to_dict(),  # what "verified" was checked in
     }
     if refused:
         data["refused"] = refused
@@ -211,7 +213,8 @@ def _changed_functions(fixing: fix.TestFix) -> list[str]:
 def _report_clean(args: argparse.Namespace, run: PytestRun) -> int:
     if args.json:
         print(json.dumps({"failures": [], "results": [], "diff": "", "notes": [], "applied": [],
-                          "seconds": round(run.duration, 3)}))  # fmt: skip
+                          "seconds": round(run.duration, 3),
+                          "sandbox": isolation.status().to_dict()}))  # fmt: skip
     else:
         print(f"all {len(run.outcomes)} tests pass; nothing to fix")
     return 0

@@ -9,6 +9,7 @@ processes running, had no memory cgroup, and nothing refused the rlimits mode.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -304,3 +305,23 @@ def test_a_shadow_folder_someone_else_could_have_prepared_is_refused(fallback, t
     run = run_pytest(project, ["tests/test_one.py"], python=sys.executable)
     assert run.status == "error" and "LEDEX_SHADOW_DIR" in run.message, run.message
     assert list(elsewhere.iterdir()) == []
+
+
+# --- visible where a verdict is shown ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chosen", [False, True])
+def test_ledex_fix_json_says_which_sandbox_verified(tmp_path, chosen):
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    (project / "tests" / "test_one.py").write_text("def test_one():\n    assert True\n")
+    env = {key: value for key, value in os.environ.items() if key != "LEDEX_SANDBOX"}
+    if chosen:
+        env |= {"LEDEX_SANDBOX": "rlimits", "LEDEX_SHADOW_DIR": str(tmp_path / "shadows")}
+    done = subprocess.run([sys.executable, "-m", "ledex", "fix", str(project), "--json",
+                           "--python", sys.executable], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sandbox = json.loads(done.stdout)["sandbox"]
+    assert sandbox["mode"] == ("rlimits" if chosen else isolation.mode())
+    assert sandbox["opted_in"] is chosen and sandbox["summary"]
