@@ -16,12 +16,16 @@ from collections.abc import Callable, Sequence
 STAGES = {
     "collect": "sample wrong solutions, get explanations and refinements, verify them by execution",
     "collect_projects": "inject bugs into pytest projects and collect verified repairs in the editor's prompt",
-    "collect_projects": "inject bugs into pytest projects and collect verified repairs in the editor's prompt",
     "sft": "supervised fine-tuning on verified trajectories (TRL SFTTrainer, LoRA by default)",
     "rl": "reinforcement learning with the LeDex rewards (TRL GRPO/RLOO)",
     "eval": "pass@k before and after refinement, success-refinement rate, rounds",
+    "compare": "two eval runs on the same wrong samples: success-refinement rates, McNemar's test",
     "export": "merged model or LoRA adapter for vLLM, GGUF adapter for the embedded backend",
 }
+
+
+# Stages that run model-written code (verification, rewards): bubblewrap or an explicit opt-in.
+RUNS_GENERATED_CODE = frozenset({"collect", "collect_projects", "rl", "eval"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         parser.parse_args(args[:1])  # prints help, or a usage error for an unknown stage
         return 0
+    if args[0] in RUNS_GENERATED_CODE and not {"-h", "--help"} & set(args[1:]):
+        from ledex.sandbox.isolation import SandboxUnavailable, require_isolation
+
+        try:  # fail closed: the rlimits-only mode must be the user's choice
+            require_isolation(f"ledex-train {args[0]}")
+        except SandboxUnavailable as error:
+            print(f"ledex-train {args[0]}: error: {error}", file=sys.stderr)
+            return 1
     try:
         stage = importlib.import_module(f"trainer.{args[0]}")
     except ModuleNotFoundError as error:

@@ -62,6 +62,7 @@ FINGERPRINT = (
     "seed",
     "timeout",
     "show_tests",
+    "samples_from",
 )
 
 
@@ -114,6 +115,13 @@ class EvalConfig:
         default=None,
         metadata={
             "help": "show the tests in the first prompt (default: not for HumanEval, yes otherwise)"
+        },
+    )
+    samples_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "refine the samples of another eval run (its output folder) instead of "
+            "sampling: the same wrong programs for every model, for `ledex-train compare`"
         },
     )
     batch_size: int = field(
@@ -398,6 +406,9 @@ class _Runner:
 
     def sample(self) -> None:
         config, state = self.config, self.state
+        if config.samples_from:
+            self._reuse_samples(Path(config.samples_from))
+            return
         # (task, first index, count) runs of missing samples, cut to batch_size
         runs: list[tuple[Task, int, int]] = []
         for task in state.tasks:
@@ -433,6 +444,28 @@ class _Runner:
                 for record in records:
                     state.samples[record.key] = record
                 advance(len(records))
+
+    def _reuse_samples(self, source: Path) -> None:
+        """Copy another run's samples of these tasks (a paired comparison refines the very same
+        wrong programs). That run must have judged them the same way, and have them all."""
+        try:
+            theirs = json.loads((source / RUN_FILE).read_text())
+        except (OSError, ValueError) as error:
+            raise EvalError(f"--samples_from {source}: not an eval output folder ({error})") from None
+        same = ("source", "split", "path", "timeout", "show_tests")
+        differ = [n for n in same if theirs.get(n) != getattr(self.config, n)]
+        if differ:
+            detail = ", ".join(f"{n}={theirs.get(n)!r} there, {getattr(self.config, n)!r} here" for n in differ)
+            raise EvalError(f"--samples_from {source} was run with other settings: {detail}")
+        available = {d["key"]: d for d in read_jsonl(source / SAMPLES_FILE)}
+        wanted = [sample_key(t.id, i) for t in self.state.tasks for i in range(self.config.samples)]
+        missing = [key for key in wanted if key not in available]
+        if missing:
+            raise EvalError(f"--samples_from {source} lacks {len(missing)} of the {len(wanted)} samples "
+                            f"asked for (first: {missing[0]}); run it with more --samples first")  # fmt: skip
+        records = [from_dict(EvalSample, available[k]) for k in wanted if k not in self.state.samples]
+        append_jsonl(self.out / SAMPLES_FILE, records)
+        self.state.samples.update((r.key, r) for r in records)
 
     def _shown_tests(self, task: Task) -> int | None:
         """HumanEval keeps its tests hidden (the prompt's docstring has examples), as in its own

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ledex import dialogue
+from ledex.models.base import Backend
 from ledex.models.openai_http import OpenAIBackend
 from ledex.repair import RepairConfig, repair_problem
 from tests.support.openai_loopback import Failure, LoopbackServer
@@ -215,7 +216,12 @@ def test_a_rerun_skips_finished_work_and_grows_with_more_samples(tmp_path: Path,
     # 2 sample requests (n=4 each) + 6 wrong samples x 2 styles
     assert requests == 2 + 12
     loaded = []
-    again = ev.run_eval(config(tmp_path, server), backend=lambda: loaded.append(1) or None)
+
+    def load() -> Backend:
+        loaded.append(1)
+        raise AssertionError("the model was loaded")
+
+    again = ev.run_eval(config(tmp_path, server), backend=load)
     assert len(server.chat_requests) == requests and loaded == []  # the model was not even loaded
     assert again["before"] == first["before"] and again["styles"] == first["styles"]
     # one more task: only its samples and refinements are new
@@ -399,3 +405,45 @@ def test_a_torn_last_record_is_redone_alone(tmp_path: Path, server: LoopbackServ
     assert (request.body.get("n", 1), request.body["seed"]) == (1, 3)  # sample 3, its own seed
     assert again["before"] == first["before"] and again["styles"] == first["styles"]
     assert len(path.read_text().splitlines()) == 8
+
+
+def fixes_everything(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """A better model for the paired comparison: explain+refine fixes every wrong sample."""
+    if len(messages) > 1 and "without any explanation" not in messages[-1]["content"]:
+        full = CLOSE_FULL if "has_close_elements" in messages[0]["content"] else PAREN_FULL
+        return fenced(full, "Fixed.")
+    return scripted(messages, params)
+
+
+def test_a_paired_comparison_refines_the_same_samples_and_tests_the_difference(tmp_path: Path, server, capsys):
+    from trainer import compare
+
+    base = ev.run_eval(config(tmp_path / "a", server))
+    with LoopbackServer(reply=fixes_everything) as better:
+        other = ev.run_eval(config(tmp_path / "b", better, samples_from=str(tmp_path / "a" / "out")))
+        assert all(len(r.body["messages"]) > 1 for r in better.chat_requests)  # no sampling: reused
+    assert other["before"] == base["before"]
+    code = compare.main(["--runs", str(tmp_path / "a" / "out"), str(tmp_path / "b" / "out")])
+    assert code == 0
+    result = json.loads((tmp_path / "b" / "out" / "compare.json").read_text())
+    assert result["wrong"] == 6 and result["pass@1_before"] == pytest.approx(0.25)
+    er = result["styles"]["explain+refine"]
+    assert [a["refined"] for a in er["arms"]] == [4, 6] and er["ratio"] == pytest.approx(1.5)
+    assert (er["fixed_by_base_only"], er["fixed_by_other_only"]) == (0, 2)
+    assert er["mcnemar_p"] == pytest.approx(0.5)  # 2 discordant pairs, both one way: 2 * 0.5**2
+    low, high = er["arms"][0]["ci95"]
+    assert low < 4 / 6 < high and er["arms"][1]["ci95"][1] == pytest.approx(1.0)
+    rf = result["styles"]["refine"]
+    assert rf["ratio"] == pytest.approx(1.0) and rf["mcnemar_p"] == 1.0
+    assert "| explain+refine | 1.50× | 0 | 2 | 0.5 |" in capsys.readouterr().out
+
+
+def test_unpaired_runs_and_missing_samples_are_refused(tmp_path: Path, server, capsys):
+    from trainer import compare
+
+    ev.run_eval(config(tmp_path / "a", server, samples=2))
+    with pytest.raises(ev.EvalError, match="lacks 4 of the 8 samples"):
+        ev.run_eval(config(tmp_path / "b", server, samples_from=str(tmp_path / "a" / "out")))
+    ev.run_eval(config(tmp_path / "c", server, samples=2, limit=1))
+    assert compare.main(["--runs", str(tmp_path / "a" / "out"), str(tmp_path / "c" / "out")]) == 1
+    assert "must be paired" in capsys.readouterr().err
