@@ -161,6 +161,7 @@ def test_a_reply_for_the_wrong_function_is_rejected_not_applied(tmp_path):
     copy_case(case, project)
     run = run_pytest(project, python=sys.executable)
     task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
+    assert isinstance(task, project_repair.ProjectTask), task
     verdict = project_repair.ProjectVerifier(task).verify("def unrelated():\n    return 1\n")
     assert verdict.status == "rejected" and "matches no function" in verdict.feedback
 
@@ -171,6 +172,7 @@ def test_a_fix_that_breaks_a_passing_test_is_not_verified(tmp_path):
     copy_case(case, project)
     run = run_pytest(project, python=sys.executable)
     task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
+    assert isinstance(task, project_repair.ProjectTask), task
     # passes the failing test but no longer raises OutOfStock
     breaking = "def remove(self, product, quantity):\n    self._counts[product] = self.count(product) - quantity\n"
     verdict = project_repair.ProjectVerifier(task).verify(breaking)

@@ -14,6 +14,7 @@ from ledex.models.openai_http import OpenAIBackend
 from ledex.repair import (
     Problem,
     RepairConfig,
+    RepairResult,
     RoundRecord,
     _replies,
     normalise_code,
@@ -36,7 +37,7 @@ def _reply(explanation: str, code: str) -> str:
     return dialogue.format_reply(explanation, code)
 
 
-def _run(server: LoopbackServer, **config) -> object:
+def _run(server: LoopbackServer, **config) -> RepairResult:
     with OpenAIBackend(server.url, "m") as backend:
         return repair_problem(PROBLEM, backend, RepairConfig(**config))
 

@@ -41,7 +41,7 @@ def test_serve_over_tcp_answers_initialize_with_the_capabilities():
                 )
                 time.sleep(0.1)
         with connection, connection.makefile("rb") as replies:
-            params = {"processId": None, "rootUri": None, "capabilities": {}}
+            params: dict[str, object] = {"processId": None, "rootUri": None, "capabilities": {}}
             connection.sendall(
                 _message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
             )
@@ -70,7 +70,7 @@ def test_serve_accepts_the_stdio_flag_editors_append():
     server = subprocess.Popen([sys.executable, "-m", "ledex", "serve", "--stdio"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     try:
-        params = {"processId": None, "rootUri": None, "capabilities": {}}
+        params: dict[str, object] = {"processId": None, "rootUri": None, "capabilities": {}}
         server.stdin.write(_message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}))
         server.stdin.flush()
         assert _read(server.stdout)["result"]["serverInfo"]["name"] == "ledex"

@@ -72,7 +72,7 @@ class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]  # lower-cased names
-    body: dict[str, Any] | None
+    body: dict[str, Any]  # the JSON object sent ({} for none, or for JSON that is not an object)
 
 
 @dataclass(eq=False)
@@ -196,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, body: dict[str, Any] | None) -> None:
         server = self.loopback
         headers = {k.lower(): v for k, v in self.headers.items()}
-        failure = server._record(RecordedRequest(self.command, self.path, headers, body))
+        failure = server._record(RecordedRequest(self.command, self.path, headers, body or {}))
         try:
             if failure is not None and self._misbehave(failure):
                 return

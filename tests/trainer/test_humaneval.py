@@ -28,7 +28,9 @@ def _function_only(task) -> str:
     (node,) = [
         n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == task.entry_point
     ]
-    return ast.get_source_segment(task.reference, node)
+    segment = ast.get_source_segment(task.reference, node)
+    assert segment is not None
+    return segment
 
 
 def test_all_164_problems_load_with_their_parts(tasks):

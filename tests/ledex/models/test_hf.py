@@ -50,6 +50,7 @@ def test_loads_a_peft_adapter(hf_backend, smollm2_path, tmp_path):
     peft_model.save_pretrained(tmp_path / "adapter")
     peft_model.unload()  # give the shared fixture its base model back
     with load_backend(f"hf:{smollm2_path}+{tmp_path / 'adapter'}") as adapted:
+        assert isinstance(adapted, HFBackend)
         assert type(adapted.model).__name__ == "PeftModelForCausalLM"
         sampling = Sampling(max_tokens=8, temperature=0)
         assert adapted.generate([COUNT], sampling)[0][0].text == hf_backend.generate([COUNT], sampling)[0][0].text

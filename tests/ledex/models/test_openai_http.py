@@ -449,7 +449,8 @@ class _NetworkServer:
     def __init__(self, address: str) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        seen = self.authorization = []
+        seen: list[str | None] = []
+        self.authorization = seen
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name

@@ -300,13 +300,14 @@ def test_arguments_of_the_wrong_type_are_a_type_error(pool):
 
 
 def test_run_many_keeps_the_order_and_mixes_statuses():
-    jobs = [
+    jobs: list[Program | dict[str, object]] = [
         Program("def f():\n    return 1\n", ["assert f() == 1"]),
         {"code": "def f():\n    return 2\n", "tests": ["assert f() == 1"]},
         Program("while True:\n    pass\n", ["assert True"], timeout=0.5),
         Program("x = 1\n", []),
         Program("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", ["assert True"]),
-    ] + [Program(f"def f():\n    return {i}\n", [f"assert f() == {i}"]) for i in range(20)]
+    ]
+    jobs += [Program(f"def f():\n    return {i}\n", [f"assert f() == {i}"]) for i in range(20)]
     with ProgramPool(2) as pool:
         results = run_many(jobs, pool=pool)
     assert [r.status for r in results[:5]] == ["passed", "failed", "timeout", "error", "killed"]

@@ -444,7 +444,7 @@ def test_a_cancelled_run_stops_at_once(mode, project, user_env):
     run = _run(project, ["tests/test_hang.py"], python=user_env, timeout=60, cancel=cancel,
                overlay={"tests/test_hang.py": HANGS})  # fmt: skip
     assert run.status == "cancelled" and run.duration < 10, (run.status, run.duration)
-    assert "test_hangs" not in {node.split("::")[-1] for node in run.failed}
+    assert "test_hangs" not in {outcome.node_id.split("::")[-1] for outcome in run.failed}
 
 
 def test_an_already_cancelled_run_does_not_start(project, user_env):
@@ -626,7 +626,7 @@ def test_pytest_missing_names_the_interpreter(tmp_path, project):
 
 def test_resolve_python_prefers_the_projects_venv(tmp_path, project):
     assert resolve_python(project) == shutil.which("python3")
-    assert resolve_python(project, "python3") == os.path.abspath(shutil.which("python3"))
+    assert resolve_python(project, "python3") == os.path.abspath(shutil.which("python3") or "")
     _make_venv(project / ".venv", with_pytest=False)
     assert resolve_python(project) == str(project / ".venv/bin/python")
     assert resolve_python(project, "/opt/py/bin/python") == "/opt/py/bin/python"
