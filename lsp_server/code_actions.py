@@ -11,13 +11,14 @@ setting `showUnverified`, and labelled as such.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from lsp_server import repair_runner
+from lsp_server import explain_and_fix
 from lsp_server.diagnostics import SOURCE
-from lsp_server.repair_runner import COMMAND, FixRequest, one_line
+from lsp_server.fix_request import COMMAND, FixRequest, one_line
 from lsp_server.session import Failure, WorkspaceState
 
 if TYPE_CHECKING:
@@ -27,16 +28,9 @@ FIX_ALL = f"{types.CodeActionKind.SourceFixAll.value}.ledex"
 KINDS = [types.CodeActionKind.QuickFix, FIX_ALL]
 
 
-def _wanted(kind: str, only: list[str] | None) -> bool:
+def _wanted(kind: str, only: Sequence[str] | None) -> bool:
     """`context.only` filters by kind prefix: `source` admits `source.fixAll.ledex`."""
     return not only or any(kind == o or kind.startswith(f"{o}.") for o in only)
-
-
-def resolves_lazily(ls: LedexLanguageServer) -> bool:
-    caps = ls.client_capabilities.text_document
-    action = caps.code_action if caps else None
-    support = action.resolve_support if action else None
-    return bool(support and "edit" in support.properties and action.data_support is not False)
 
 
 async def code_action(
@@ -80,14 +74,28 @@ def _quick_fixes(
 ) -> list[types.CodeAction]:
     session = ls.session
     request = FixRequest(uri, version, (failure.node_id,))
-    record = session.repair_for(failure.test_uri, failure.node_id)
-    fresh = record is not None and session.is_fresh(record)
+    found = session.repair_for(failure.test_uri, failure.node_id)
+    record = found if found is not None and session.is_fresh(found) else None  # for these texts
+    fresh = record is not None
     short = failure.node_id.rsplit("::", 1)[-1]
-    if fresh and record.result.verified:
-        explanation = one_line(record.result.fix.explanation or "") or "apply the verified fix"
-        title = f"ledex: {explanation} (verified fix for {short})"
+    offered = record.fixing.fix if record is not None else None
+    if record is not None and offered is not None:
+        explanation = one_line(offered.explanation or "") or "apply the verified fix"
+        if record.result.verified:
+            title = f"ledex: {explanation} (verified fix for {short})"
+        else:
+            still = len(record.fixing.still_failing)
+            title = (f"ledex: {explanation} (partial fix for {short}: {still} failing test(s) of the same "
+                     "code still fail)")  # fmt: skip
         actions = [
-            _action(ls, title, types.CodeActionKind.QuickFix, request, [diagnostic], preferred=True)
+            _action(
+                ls,
+                title,
+                types.CodeActionKind.QuickFix,
+                request,
+                [diagnostic],
+                preferred=record.result.verified,
+            )  # fmt: skip
         ]
     else:
         again = " again (the last attempt was not verified)" if fresh else ""
@@ -102,7 +110,7 @@ def _quick_fixes(
         ]
     best = record.result.best if record is not None else None
     if (
-        fresh
+        record is not None
         and not record.result.verified
         and best is not None
         and best.code
@@ -130,7 +138,7 @@ def _action(
     action = types.CodeAction(
         title=title, kind=kind, diagnostics=diagnostics or None, is_preferred=preferred or None
     )
-    if resolves_lazily(ls):
+    if ls.session.features.resolve_edit:
         action.data = request.to_json()
     else:
         action.command = types.Command(title=title, command=COMMAND, arguments=[request.to_json()])
@@ -141,6 +149,6 @@ async def resolve(ls: LedexLanguageServer, action: types.CodeAction) -> types.Co
     """Run the repair (or reuse a fresh one) and fill in the action's edit; without a fix to offer
     the action comes back without an edit and the user gets a message saying why."""
     request = FixRequest.from_json(action.data)
-    outcome = await repair_runner.run_cancellable(ls, request)
+    outcome = await explain_and_fix.run_cancellable(ls, request)
     action.edit = outcome.edit
     return action

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
 from lsp_server import diagnostics, status
+from lsp_server.client_features import ClientFeatures
 from lsp_server.settings import SECTION, Settings, from_client
 
 if TYPE_CHECKING:
@@ -15,13 +17,26 @@ if TYPE_CHECKING:
 
 
 def initialize(ls: LedexLanguageServer, params: types.InitializeParams) -> None:
+    ls.session.features = ClientFeatures.of(params.capabilities, _position_encoding(ls))
     ls.session.initialization_options = params.initialization_options
     settings, problems = from_client(params.initialization_options)
     ls.session.settings = settings
     _report(ls, problems)
 
 
+def _position_encoding(ls: LedexLanguageServer) -> str | None:
+    """The encoding pygls negotiated (pygls 2.1 sets up the workspace before this handler runs)."""
+    try:
+        encoding = ls.workspace.position_encoding
+    except RuntimeError:  # no workspace yet
+        return None
+    return str(encoding) if encoding else None
+
+
 async def initialized(ls: LedexLanguageServer, params: types.InitializedParams) -> None:
+    encoding = _position_encoding(ls)
+    if encoding and encoding != ls.session.features.position_encoding:
+        ls.session.features = replace(ls.session.features, position_encoding=encoding)
     await refresh(ls)
 
 
@@ -45,8 +60,7 @@ async def refresh(ls: LedexLanguageServer, pushed: Any = None) -> None:
 
 
 async def _pull(ls: LedexLanguageServer) -> Any:
-    workspace_caps = ls.client_capabilities.workspace
-    if not (workspace_caps and workspace_caps.configuration):
+    if not ls.session.features.configuration:
         return None
     try:
         (value,) = await ls.workspace_configuration_async(

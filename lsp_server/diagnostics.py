@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from ledex.project_repair import is_test_file, locate_site
+from ledex.sandbox import isolation
 from ledex.sandbox.pytest_runner import CollectionError, PytestRun, TestOutcome, run_pytest
-from lsp_server import status
+from lsp_server import prefetch, status
+from lsp_server.progress import Progress
 from lsp_server.session import Failure, Span, WorkspaceState
 from lsp_server.settings import Settings
 from lsp_server.text import line_range, lines_range, path_of, read, uri_of
@@ -263,16 +265,40 @@ async def run_now(ls: LedexLanguageServer, state: WorkspaceState) -> PytestRun |
 
 
 async def _run(ls: LedexLanguageServer, state: WorkspaceState, generation: int) -> PytestRun | None:
-    settings = ls.session.settings
-    encoding = str(ls.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+    """Run, publish, and start the background repair of the failures; the run shows as a progress
+    bar (`$/progress`) the user can cancel."""
     cancel = state.cancel_run
+    progress = await Progress.start(ls, "ledex: running the tests", state.root.name, cancel)
+    ending = "cancelled"
+    try:
+        run = await _run_and_publish(ls, state, generation, cancel)
+        if run is not None:
+            ending = _counts(run)
+            prefetch.after_run(ls, state)
+        return run
+    finally:
+        progress.end(ending)
+
+
+def _counts(run: PytestRun) -> str:
+    errors = f", {len(run.collection_errors)} collection error(s)" if run.collection_errors else ""
+    return f"{len(run.passed)} passed, {len(run.failed)} failed{errors} in {run.duration:.1f}s"
+
+
+async def _run_and_publish(
+    ls: LedexLanguageServer, state: WorkspaceState, generation: int, cancel: threading.Event
+) -> PytestRun | None:
+    settings = ls.session.settings
+    encoding = ls.session.features.position_encoding
     try:
         result = await ls.session.in_thread(compute, state.root, settings, encoding, cancel)
     except Exception as error:  # noqa: BLE001 - a broken run is a message, not a crash
         status.error(ls, f"running the tests of {state.root} failed: {error}")
         return None
     if result.run.status == "cancelled":
-        status.log(ls, f"cancelled a stale test run of {state.root} after {result.run.duration:.1f}s")
+        status.log(
+            ls, f"cancelled a stale test run of {state.root} after {result.run.duration:.1f}s"
+        )
         return None
     if generation != state.generation:
         status.log(ls, f"dropped a stale test run of {state.root}")
@@ -312,14 +338,10 @@ def publish(ls: LedexLanguageServer, state: WorkspaceState, result: RunReport) -
 
 
 def _report_run(ls: LedexLanguageServer, state: WorkspaceState, run: PytestRun) -> None:
-    if run.isolation == "rlimits":
-        status.once(
-            ls,
-            types.MessageType.Warning,
-            "ledex: bubblewrap is not available here, so tests and candidate fixes run with "
-            "resource "
-            "limits only, without filesystem or network isolation",
-        )
+    sandbox = isolation.status()
+    if run.isolation == "rlimits" or sandbox.weakened:  # what "verified" rests on, said once
+        status.once(ls, types.MessageType.Warning,
+                    f"ledex: tests and candidate fixes run in {sandbox.summary()}")  # fmt: skip
     if run.status != "ok" and not run.outcomes:
         status.error(ls, f"the tests of {state.root} could not run: {run.message or run.status}")
         return

@@ -49,11 +49,11 @@ async def hover(ls: LedexLanguageServer, params: types.HoverParams) -> types.Hov
 
 
 def _markup(ls: LedexLanguageServer) -> types.MarkupKind:
-    caps = ls.client_capabilities.text_document
-    formats = caps.hover.content_format if caps and caps.hover else None
-    if formats and types.MarkupKind.Markdown not in formats:
-        return types.MarkupKind.PlainText
-    return types.MarkupKind.Markdown
+    return (
+        types.MarkupKind.Markdown
+        if ls.session.features.markdown_hover
+        else types.MarkupKind.PlainText
+    )
 
 
 def _describe(ls: LedexLanguageServer, failure: Failure) -> str:
@@ -70,10 +70,19 @@ def _describe(ls: LedexLanguageServer, failure: Failure) -> str:
             f"Function under repair: `{failure.site.symbol.qualname}` in `{failure.site.relpath}` "
             f"({failure.site.reason})",
         ]
-    doing = ls.session.in_progress.get((failure.test_uri, failure.node_id))
-    record = ls.session.repair_for(failure.test_uri, failure.node_id)
+    key = (failure.test_uri, failure.node_id)
+    doing = ls.session.in_progress.get(key)
+    draft = ls.session.drafts.get(key)
+    record = ls.session.repair_for(*key)
     if doing:
         lines += ["", f"_Explain and fix is running: {doing}_"]
+        if draft:  # shown at once; the code is still being tested
+            lines += [
+                "",
+                "**Explanation** (NOT YET VERIFIED: its fix is being tested)",
+                "",
+                draft.strip(),
+            ]
     elif record is not None:
         lines += ["", *_repair(record, fresh=ls.session.is_fresh(record))]
     else:
@@ -91,13 +100,20 @@ def _repair(record: RepairRecord, *, fresh: bool) -> list[str]:
     tried += f", {result.seconds:.1f}s"
     if best is None:
         return [f"**No fix found** ({tried}): no reply of the model could be used."]
-    if result.verified:
+    fixing = record.fixing
+    if result.verified or fixing.partial is not None:
         passing = len(record.task.previously_passing)
+        others = len(fixing.fixed) - 1
         head = (
-            f"**Explanation** (verified: `{record.node_id}` passes with this fix"
+            f"**Explanation** (verified: `{fixing.test}` passes with this fix"
+            + (f", with {others} other failing test(s) of the same code" if others > 0 else "")
             + (f", and the {passing} test(s) that passed before still pass" if passing else "")
             + f"; {tried})"
         )
+        if fixing.partial is not None:
+            best = fixing.partial
+            head += ("\n\n**Partial fix**: nothing fixed them all; still failing: "
+                     + ", ".join(f"`{node}`" for node in fixing.still_failing))  # fmt: skip
     else:
         verdict = best.verdict
         why = (

@@ -94,6 +94,7 @@ class LedexLanguageServer(LanguageServer):
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
         )
         self.session = Session(self)
+        self._reporting = False  # a server error is being reported to the client
 
     def shutdown(self) -> None:
         self.session.close()
@@ -105,10 +106,17 @@ class LedexLanguageServer(LanguageServer):
         log.error("server error (%s): %s", getattr(source, "__name__", source), error)
         if getattr(source, "__name__", "") == "FeatureRequestError":
             return  # the request got an error response already
-        with contextlib.suppress(Exception):  # reporting must not fail
-            self.window_log_message(
-                types.LogMessageParams(type=types.MessageType.Error, message=f"ledex: {error}")
-            )
+        if self._reporting or self.protocol._shutdown:
+            # sending the report failed too (the client is gone): telling it again would loop
+            return
+        self._reporting = True
+        try:
+            with contextlib.suppress(Exception):  # reporting must not fail
+                self.window_log_message(
+                    types.LogMessageParams(type=types.MessageType.Error, message=f"ledex: {error}")
+                )
+        finally:
+            self._reporting = False
 
 
 def create_server() -> LedexLanguageServer:

@@ -22,13 +22,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from lsprotocol import types
 
 from ledex.errors import LedexError
+from ledex.fix import TestFix
 from ledex.models import Backend, Completion, Conversation, Sampling, load_backend, parse_spec
 from ledex.project_repair import ProjectTask, Site
 from ledex.repair import RepairResult
 from ledex.sandbox.pytest_runner import PytestRun, TestOutcome
+from ledex.source_text import normalise
 from lsp_server import status
+from lsp_server.client_features import ClientFeatures
 from lsp_server.settings import Settings
-from lsp_server.text import path_of, read, uri_of
+from lsp_server.text import canonical_uri, path_of, read, uri_of
 
 if TYPE_CHECKING:
     from lsp_server.server import LedexLanguageServer
@@ -70,14 +73,23 @@ class Span:
 
 @dataclass
 class RepairRecord:
-    """A finished repair: the task (with the file texts it started from), the result, and the
-    snapshots of the documents it edits, taken when it started."""
+    """A finished repair of one failing test (`ledex.fix.TestFix`: the task with the file texts it
+    started from, the result, a partial fix), kept to serve quick-fixes and hovers and to be
+    reused while those files read the same."""
 
     node_id: str
     test_uri: str
-    task: ProjectTask
-    result: RepairResult
-    snapshots: dict[str, Snapshot]  # relpath -> snapshot
+    fixing: TestFix
+
+    @property
+    def task(self) -> ProjectTask:
+        assert self.fixing.task is not None
+        return self.fixing.task
+
+    @property
+    def result(self) -> RepairResult:
+        assert self.fixing.result is not None
+        return self.fixing.result
 
 
 @dataclass
@@ -161,6 +173,7 @@ class Session:
     def __init__(self, ls: LedexLanguageServer, max_workers: int | None = None) -> None:
         self.ls = ls
         self.settings = Settings()
+        self.features = ClientFeatures()  # resolved at initialize
         self.initialization_options: object = None
         self.workspaces: dict[Path, WorkspaceState] = {}
         self.repairs: dict[tuple[str, str], RepairRecord] = {}  # (test uri, node id) -> record
@@ -171,6 +184,11 @@ class Session:
         )
         self.cancellations: dict[Any, threading.Event] = {}  # request id -> event
         self.in_progress: dict[tuple[str, str], str] = {}  # (test uri, node id) -> what it is doing
+        #: (test uri, node id) -> the explanation of the candidate being verified (not yet verified)
+        self.drafts: dict[tuple[str, str], str] = {}
+        self.prefetches: dict[
+            Path, Any
+        ] = {}  # workspace root -> its background repair (prefetch.Prefetch)
         self._background: set[asyncio.Task] = set()
 
     # --- threads ---------------------------------------------------------------------------------
@@ -222,19 +240,33 @@ class Session:
 
     # --- documents -------------------------------------------------------------------------------
 
+    def document(self, uri: str) -> Any:
+        """The open document (pygls' TextDocument) for a URI in any spelling the client may use
+        (percent-encoded or not, `file:` with or without a host): URIs are compared in one
+        canonical form, here; None if the document is not open."""
+        wanted = canonical_uri(uri)
+        for document in self.ls.workspace.text_documents.values():  # keyed by pygls' own spelling
+            if document.uri == uri or canonical_uri(document.uri) == wanted:
+                return document
+        return None
+
     def snapshot(self, uri: str) -> Snapshot:
-        document = self.ls.workspace.text_documents.get(uri)
+        """The document as the user sees it (the buffer, else the disk), with the client's own URI
+        for an open one; the text as it is, line endings included."""
+        document = self.document(uri)
         if document is not None:
-            return Snapshot(uri, document.version, document.source)
+            return Snapshot(document.uri, document.version, document.source)
         path = path_of(uri)
-        return Snapshot(uri, None, read(path) if path else None)
+        return Snapshot(uri, None, read(path, raw=True) if path else None)
 
     def text_of(self, path: Path) -> str | None:
-        """A file's text as the user sees it: the open buffer, else the disk."""
-        return self.snapshot(uri_of(path)).text
+        """A file's text as the user sees it (the open buffer, else the disk), with `\n` line
+        endings, as ledex's repairs read files."""
+        text = self.snapshot(uri_of(path)).text
+        return normalise(text) if text is not None else None
 
     def version_of(self, uri: str) -> int | None:
-        document = self.ls.workspace.text_documents.get(uri)
+        document = self.document(uri)
         return document.version if document is not None else None
 
     # --- repairs ---------------------------------------------------------------------------------

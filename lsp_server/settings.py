@@ -10,12 +10,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlparse
 
-from ledex.models import DEFAULT_SPEC
+from ledex.errors import LedexError
+from ledex.fix import FixConfig
+from ledex.models import DEFAULT_SPEC, parse_spec
 from ledex.repair import RepairConfig
 
 SECTION = "ledex"
 RUN_ON = ("save", "open", "command")
+_FIX = FixConfig()  # the defaults live there, once
 
 
 @dataclass(frozen=True)
@@ -25,24 +29,40 @@ class Settings:
         None  # the interpreter for the tests; None: the workspace's .venv, else python3
     )
     pytest_args: tuple[str, ...] = ()
-    candidates: int = 4  # per round
-    rounds: int = 3
-    timeout: float = 60.0  # seconds per test run
+    candidates: int = _FIX.repair.n  # per round
+    rounds: int = _FIX.repair.rounds
+    timeout: float = _FIX.timeout  # seconds per test run
     model_timeout: float = 120.0  # seconds per model request (the openai backend)
-    temperature: float = 0.6
-    max_tokens: int = 1024
+    temperature: float = _FIX.repair.temperature
+    max_tokens: int = _FIX.repair.max_tokens
     run_on: frozenset[str] = field(default_factory=lambda: frozenset(RUN_ON))
     show_unverified: bool = False
     debounce: float = 0.5  # seconds between a save and the test run it starts
+    #: repair new failures in the background, before the user asks (None: on for local models)
+    prefetch: bool | None = None
+    cache: bool = True  # keep verified fixes on disk (re-verified before they are offered)
 
     def repair_config(self) -> RepairConfig:
-        return RepairConfig(
-            n=self.candidates,
-            rounds=self.rounds,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            seed=0,
+        return replace(_FIX.repair, n=self.candidates, rounds=self.rounds, temperature=self.temperature,
+                       max_tokens=self.max_tokens)  # fmt: skip
+
+    def prefetches(self) -> bool:
+        """Repair in the background? By default only with a local model (embedded, or a server on
+        this machine): a remote service may cost per request."""
+        if self.prefetch is not None:
+            return self.prefetch
+        try:
+            spec = parse_spec(self.model)
+        except LedexError:
+            return False
+        return spec.kind != "openai" or urlparse(spec.target).hostname in (
+            "127.0.0.1",
+            "localhost",
+            "::1",
         )
+
+    def fix_config(self) -> FixConfig:
+        return FixConfig(repair=self.repair_config(), python=self.python, timeout=self.timeout)
 
     def with_changes(self, raw: object) -> tuple[Settings, list[str]]:
         """These settings updated from a client's `ledex` object, and a line per ignored value."""
@@ -59,7 +79,7 @@ class Settings:
             if name is None:
                 problems.append(f"unknown setting `{SECTION}.{key}` ignored")
                 continue
-            if value is None and name != "python":
+            if value is None and name not in ("python", "prefetch"):
                 continue  # unset in the client: keep what we have
             try:
                 changes[name] = _CONVERT[name](value)
@@ -171,6 +191,8 @@ _CONVERT = {
     "run_on": _run_on,
     "show_unverified": _flag,
     "debounce": _seconds(0, 10),
+    "prefetch": lambda value: None if value is None else _flag(value),
+    "cache": _flag,
 }
 # Keys editors keep in the same section for themselves (vscode-languageclient's `ledex.trace.server`).
 _CLIENT_SIDE = frozenset({"trace"})

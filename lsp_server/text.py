@@ -9,10 +9,11 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
-from ledex import patching
+from ledex import patching, source_text
 
 
 def uri_of(path: str | os.PathLike[str]) -> str:
+    """The URI of a local file, in the one spelling ledex uses (pygls', percent-encoded)."""
     return from_fs_path(os.path.abspath(os.fspath(path))) or Path(path).absolute().as_uri()
 
 
@@ -24,11 +25,17 @@ def path_of(uri: str) -> Path | None:
     return Path(path) if path else None
 
 
-def read(path: str | os.PathLike[str]) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+def canonical_uri(uri: str) -> str:
+    """One spelling per file (`file:///a%20b/x.py` and `file:///a b/x.py` are the same document):
+    how documents are compared. Other schemes are compared as they are."""
+    path = path_of(uri)
+    return uri_of(path) if path is not None else uri
+
+
+def read(path: str | os.PathLike[str], *, raw: bool = False) -> str | None:
+    """A file's text as ledex reads source (its declared encoding, LF line endings), or with
+    `raw` its line endings as stored (what an editor buffer holds)."""
+    return source_text.read_stored(path) if raw else source_text.read_text(path)
 
 
 def units(text: str, encoding: str) -> int:
@@ -96,15 +103,12 @@ def text_edits(
 
 
 def workspace_edit(
-    changes: dict[str, tuple[int | None, list[types.TextEdit]]],
-    capabilities: types.ClientCapabilities,
+    changes: dict[str, tuple[int | None, list[types.TextEdit]]], document_changes: bool
 ) -> types.WorkspaceEdit:
     """{uri: (version the edits were computed for, edits)} as a WorkspaceEdit: versioned
-    `documentChanges` where the client supports them (it then refuses a stale edit itself),
-    else plain `changes`."""
-    workspace_caps = capabilities.workspace
-    edit_caps = workspace_caps.workspace_edit if workspace_caps else None
-    if edit_caps is not None and edit_caps.document_changes:
+    `documentChanges` where the client supports them (it then refuses a stale edit itself; an
+    open document always carries its version), else plain `changes`."""
+    if document_changes:
         return types.WorkspaceEdit(
             document_changes=[
                 types.TextDocumentEdit(

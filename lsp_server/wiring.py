@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
-from lsp_server import code_actions, configuration, diagnostics, hover, repair_runner
+from lsp_server import code_actions, configuration, diagnostics, explain_and_fix, hover, prefetch
+from lsp_server.fix_request import COMMAND
 
 if TYPE_CHECKING:
     from lsp_server.server import LedexLanguageServer
@@ -29,6 +30,7 @@ def register(server: LedexLanguageServer) -> None:
     # tests -> diagnostics
     on(types.TEXT_DOCUMENT_DID_OPEN, diagnostics.did_open)
     on(types.TEXT_DOCUMENT_DID_SAVE, diagnostics.did_save)
+    on(types.TEXT_DOCUMENT_DID_CHANGE, prefetch.edited)  # an edit stops a background repair
     server.command(RUN_TESTS)(_command(server, diagnostics.run_tests))
     # explain and fix
     on(
@@ -37,7 +39,7 @@ def register(server: LedexLanguageServer) -> None:
         types.CodeActionOptions(code_action_kinds=code_actions.KINDS, resolve_provider=True),
     )
     on(types.CODE_ACTION_RESOLVE, code_actions.resolve)
-    server.command(repair_runner.COMMAND)(_command(server, repair_runner.explain_and_fix))
+    server.command(COMMAND)(_command(server, explain_and_fix.explain_and_fix))
     # hover
     on(types.TEXT_DOCUMENT_HOVER, hover.hover)
 
@@ -48,13 +50,14 @@ def _bind(server: LedexLanguageServer, handler):
     the client sent them (each command checks its own)."""
     if inspect.iscoroutinefunction(handler):
 
-        async def bound(*args):
+        async def bound_async(*args):
             return await handler(server, *args)
 
-    else:
+        bound_async.__name__ = bound_async.__qualname__ = handler.__name__
+        return bound_async
 
-        def bound(*args):
-            return handler(server, *args)
+    def bound(*args):
+        return handler(server, *args)
 
     bound.__name__ = bound.__qualname__ = handler.__name__
     return bound

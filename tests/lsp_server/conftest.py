@@ -32,8 +32,6 @@ CASES = {case.name: case for case in load_cases(ROOT / "benchmarks" / "cases")}
 CASES[EXAMPLE.name] = EXAMPLE
 
 
-
-
 class Model:
     """The scripted model: replies with `reply` (explanation, code); `delay` seconds per request."""
 
@@ -69,17 +67,21 @@ class Editor:
     applied: list[types.ApplyWorkspaceEditParams] = field(default_factory=list)
     accept_edits: bool = True
     versions: dict[str, int] = field(default_factory=dict)
+    opened: dict[str, str] = field(default_factory=dict)  # relpath -> the URI it was opened with
 
     def uri(self, relpath: str) -> str:
         return uri_of(self.root / relpath)
 
-    def open(self, relpath: str) -> str:
-        uri = self.uri(relpath)
+    def open(self, relpath: str, uri: str | None = None) -> str:
+        """Open a document (its text as stored, line endings included), under `uri` if the
+        client spells it differently from ledex."""
+        uri = uri or self.uri(relpath)
+        self.opened[relpath] = uri
         self.versions[uri] = 1
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
                 types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=(self.root / relpath).read_text()
+                    uri=uri, language_id="python", version=1, text=stored(self.root / relpath)
                 )
             )
         )
@@ -87,7 +89,7 @@ class Editor:
 
     def change(self, relpath: str, text: str) -> int:
         """Edit the buffer (not saved)."""
-        uri = self.uri(relpath)
+        uri = self.opened.get(relpath, self.uri(relpath))
         self.versions[uri] = self.versions.get(uri, 0) + 1
         self.client.text_document_did_change(
             types.DidChangeTextDocumentParams(
@@ -101,11 +103,12 @@ class Editor:
 
     def save(self, relpath: str, text: str | None = None) -> None:
         if text is not None:
-            if self.uri(relpath) in self.versions:
+            if relpath in self.opened:
                 self.change(relpath, text)
-            (self.root / relpath).write_text(text)
+            (self.root / relpath).write_text(text, newline="")
+        uri = self.opened.get(relpath, self.uri(relpath))
         self.client.text_document_did_save(
-            types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(self.uri(relpath)))
+            types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(uri))
         )
 
     def apply(self, edit: types.WorkspaceEdit) -> list[str]:
@@ -126,7 +129,7 @@ class Editor:
             path = path_of(uri)
             assert path is not None and path.is_relative_to(self.root)
             relpath = str(path.relative_to(self.root))
-            self.save(relpath, apply_text_edits(path.read_text(), edits))
+            self.save(relpath, apply_text_edits(stored(path), edits))
             changed.append(relpath)
         return changed
 
@@ -215,8 +218,22 @@ class Editor:
         )
         return result.contents.value if result is not None else None
 
+    def progress(self, title: str = "ledex: explain and fix") -> list[list[Any]]:
+        """The $/progress reports of each progress bar with this title (test runs have their own)."""
+        return [
+            reports
+            for reports in self.client.progress_reports.values()
+            if reports and getattr(reports[0], "title", None) == title
+        ]
+
     def shown(self, kind: types.MessageType | None = None) -> list[str]:
         return [m.message for m in self.client.messages if kind is None or m.type == kind]
+
+
+def stored(path: Path) -> str:
+    """A file's text with its line endings as stored (what an editor's buffer holds)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return handle.read()
 
 
 async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
@@ -249,8 +266,9 @@ async def start(tmp_path: Path, model: Model):
         settings: dict[str, Any] | None = None,
         caps: types.ClientCapabilities | None = None,
         init: dict[str, Any] | None = None,
+        folder: str | None = None,
     ) -> Editor:
-        root = copy_case(CASES[case], tmp_path / case).resolve()
+        root = copy_case(CASES[case], tmp_path / (folder or case)).resolve()
         client = make_test_lsp_client()
         editor = Editor(client, root)
 
@@ -266,6 +284,7 @@ async def start(tmp_path: Path, model: Model):
             "candidates": 1,
             "rounds": 1,
             "debounce": 0.1,
+            "prefetch": False,  # on by default for a model on loopback: tests/lsp_server/test_prefetch.py
         }
         client.set_configuration({**base, **(settings or {})}, section="ledex")
         await client.initialize_session(

@@ -40,16 +40,16 @@ async def test_resolve_returns_the_verified_edit_and_applying_it_makes_the_tests
     assert (
         change.text_document.uri == editor.uri(SOURCE_FILE) and change.text_document.version is None
     )
+    # the smallest edit: the lines that change
     assert [e.new_text for e in change.edits] == [
-        "def course_average(marks):\n"
-        '    """Mean over the assignments that were handed in, or None if none were."""\n'
-        "    handed_in = [mark for mark in marks if mark is not None]\n"
-        "    if not handed_in:\n"
-        "        return None\n"
-        "    return sum(handed_in) / len(handed_in)\n"
+        "    if not handed_in:\n",
     ]
     # progress: begin, a report per round and candidate, end
-    (reports,) = [r for r in editor.client.progress_reports.values() if r]
+    (reports,) = [
+        r
+        for r in editor.client.progress_reports.values()
+        if r and r[0].title == "ledex: explain and fix"
+    ]
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
     assert any(
         isinstance(r, types.WorkDoneProgressReport)

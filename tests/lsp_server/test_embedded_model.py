@@ -28,7 +28,7 @@ async def test_explain_and_fix_with_the_embedded_model(start, smollm2_path):
     result = await editor.execute(action.command.command, *action.command.arguments)
 
     assert any("loading the model" in m for m in editor.shown(types.MessageType.Info))
-    (reports,) = editor.client.progress_reports.values()
+    (reports,) = editor.progress()
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and isinstance(
         reports[-1], types.WorkDoneProgressEnd
     )

@@ -72,17 +72,27 @@ async def test_the_progress_cancel_button_stops_a_repair(start, model, tmp_path)
         editor.execute(action.command.command, *action.command.arguments)
     )
     await editor.wait_for(lambda: model.server.chat_requests, what="the model request")
-    (token,) = editor.client.progress_reports
+    (token,) = [
+        token
+        for token, reports in editor.client.progress_reports.items()
+        if reports and reports[0].title == "ledex: explain and fix"
+    ]
     editor.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
     result = await running
-    assert result == {"applied": False, "verified": False, "message": "cancelled", "tests": []}
+    assert result == {
+        "applied": False,
+        "verified": False,
+        "partial": False,
+        "message": "cancelled",
+        "tests": [],
+    }
     assert _ended(editor) == ["cancelled"] and editor.applied == []
 
 
-def _ended(editor) -> list[str]:
+def _ended(editor) -> list[str | None]:
     return [
         r.message
-        for reports in editor.client.progress_reports.values()
+        for reports in editor.progress()
         for r in reports
         if isinstance(r, types.WorkDoneProgressEnd)
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ledex import patching
-from lsp_server.repair_runner import FixRequest, one_line
+from lsp_server.fix_request import FixRequest, one_line
 from lsp_server.settings import Settings, from_client
 from lsp_server.text import apply_text_edits, diff_edits, text_edits
 
