@@ -21,7 +21,10 @@ def test_lsp_latency_measures_both_ratios_on_one_case(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (times,) = json.loads(out.read_text())
     assert times["case"] == "gradebook_empty_guard" and times["notes"] == []
-    for name in ("pytest_alone", "save_to_diagnostics", "fix_command", "action_to_edit"):
+    for name in ("pytest_alone", "save_to_diagnostics", "fix_command", "action_to_edit", "save_to_fix",
+                 "prefetch_save_to_fix", "prefetch_action_to_edit"):  # fmt: skip
         (seconds,) = times[name]
         assert 0 < seconds < 300, (name, seconds)
-    assert "action->edit / ledex fix" in result.stdout
+    assert "prefetch on: save->fix / ledex fix" in result.stdout
+    # the fix was ready when asked for: the action only delivers it
+    assert times["prefetch_action_to_edit"][0] < times["action_to_edit"][0] + 1

@@ -19,6 +19,8 @@ export const SERVER_KEYS = [
   "runOn",
   "showUnverified",
   "debounce",
+  "prefetch",
+  "cache",
 ] as const;
 
 export type ServerKey = (typeof SERVER_KEYS)[number];

@@ -22,6 +22,8 @@ export function progressKind(title: string): "repair" | "tests" | "other" {
 
 /** The server's log line at the end of a test run: "<root>: 3 passed, 1 failed ... (python)". */
 const RUN_SUMMARY = /: (\d+) passed, (\d+) failed(?:, (\d+) collection errors)?/;
+/** The end of a test run's $/progress: "3 passed, 1 failed, 2 collection error(s) in 1.2s". */
+const TEST_PROGRESS_END = /^(\d+) passed, (\d+) failed(?:, (\d+) collection error)?/;
 const RUN_FAILED = /the tests of .* could not run|running the tests of .* failed/;
 
 export type LogEvent =
@@ -48,7 +50,8 @@ export function parseLogLine(line: string): LogEvent {
 export class StatusModel {
   private serverState: "starting" | "running" | "stopped" | "error" = "stopped";
   private repairs = new Map<string, string>(); // progress token -> message
-  private testRuns = 0; // test runs we expect to finish
+  private testRuns = 0; // test runs we expect to finish (guessed from saves, before the server says)
+  private testTokens = new Set<string>(); // test runs the server reports with $/progress
   private lastError: string | undefined;
   private lastRun: { passed: number; failed: number; errors: number } | undefined;
   private version: string | undefined;
@@ -67,6 +70,7 @@ export class StatusModel {
     this.serverState = "starting";
     this.repairs.clear();
     this.testRuns = 0;
+    this.testTokens.clear();
     this.changed();
   }
 
@@ -81,6 +85,7 @@ export class StatusModel {
     this.serverState = "stopped";
     this.repairs.clear();
     this.testRuns = 0;
+    this.testTokens.clear();
     this.changed();
   }
 
@@ -121,7 +126,7 @@ export class StatusModel {
     if (kind === "repair") {
       this.repairs.set(token, message ?? "");
     } else if (kind === "tests") {
-      this.testRuns = Math.max(this.testRuns, 1);
+      this.testTokens.add(token);
     }
     this.changed();
   }
@@ -134,6 +139,17 @@ export class StatusModel {
   }
 
   progressEnd(token: string, message?: string): void {
+    if (this.testTokens.delete(token)) {
+      // the server's word on the run: "3 passed, 1 failed[, 2 collection error(s)] in 1.2s"
+      const counts = TEST_PROGRESS_END.exec(message ?? "");
+      if (counts) {
+        this.testsFinished({ passed: Number(counts[1]), failed: Number(counts[2]), errors: Number(counts[3] ?? 0) });
+      } else if (this.testTokens.size === 0) {
+        this.testRuns = 0; // cancelled: a newer run follows
+        this.changed();
+      }
+      return;
+    }
     if (this.repairs.delete(token)) {
       if (message && message.startsWith("failed")) {
         this.lastError = `explain and fix ${message}`;
@@ -153,7 +169,7 @@ export class StatusModel {
     if (this.serverState === "stopped") return "stopped";
     if (this.serverState === "starting") return "starting";
     if (this.repairs.size > 0) return "repairing";
-    if (this.testRuns > 0) return "running-tests";
+    if (this.testRuns > 0 || this.testTokens.size > 0) return "running-tests";
     if (this.lastError !== undefined) return "error";
     return "idle";
   }

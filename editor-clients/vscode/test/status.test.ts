@@ -44,6 +44,17 @@ describe("StatusModel", () => {
     expect(seen).toContain("repairing");
   });
 
+  it("follows the server's test-run progress, and takes the counts from its end", () => {
+    const model = running();
+    model.progressBegin("run1", "ledex: running the tests", "project");
+    expect(model.phase()).toBe("running-tests");
+    model.progressEnd("run1", "5 passed, 2 failed, 1 collection error(s) in 1.4s");
+    expect(model.view()).toMatchObject({ phase: "idle", text: "$(beaker) ledex: 3 failing" });
+    model.progressBegin("run2", "ledex: running the tests", "project");
+    model.progressEnd("run2", "cancelled"); // a newer run replaced it
+    expect(model.phase()).toBe("idle");
+  });
+
   it("ignores progress it does not know and unknown tokens", () => {
     const model = running();
     model.progressBegin("x", "indexing");
