@@ -46,6 +46,7 @@ def _conversation(seed: int) -> list[dict[str, str]]:
 
 
 def _timed(backend: EmbeddedBackend, conversation: list, max_tokens: int) -> tuple[float, int, int]:
+    assert backend._llama is not None
     backend._llama.reset()  # no prompt reuse between trials
     started = time.perf_counter()
     (completions,) = backend.generate([conversation], Sampling(max_tokens=max_tokens, temperature=0))
@@ -55,6 +56,7 @@ def _timed(backend: EmbeddedBackend, conversation: list, max_tokens: int) -> tup
 
 def measure_model(name: str, trials: int) -> Speed:
     with load_backend(f"embedded:{name}") as backend:
+        assert isinstance(backend, EmbeddedBackend)
         _timed(backend, _conversation(-1), 4)  # warm-up: page the weights in
         prompt_rates, decode_rates, prompt_tokens = [], [], 0
         for trial in range(trials):

@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
             )
 
         for _ in range(WARMUP):
-            plain(), isolated()
+            plain()
+            isolated()
         times: dict[str, list[float]] = {"plain": [], "isolated": []}
         for _ in range(args.runs):  # alternate, so drift in machine load hits both alike
             times["plain"].append(_timed(plain))

@@ -50,7 +50,7 @@ def make_collect_dir(folder: Path, prompts: int) -> int:
         if len(chosen) == prompts * 2:
             break
     results = run_many([Program(w, t.tests, t.setup) for w, t in zip(wrongs, chosen, strict=True)])
-    records = []
+    records: list[Trajectory] = []
     for task, wrong, result in zip(chosen, wrongs, results, strict=True):
         if result.ok or len(records) >= prompts:
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Self
 
 Message = dict[str, str]
 Conversation = list[Message]
@@ -89,7 +89,7 @@ class Backend(abc.ABC):
     def close(self) -> None:  # noqa: B027 - a hook: a backend that holds nothing keeps this one
         """Release the model or connection; the backend is unusable afterwards."""
 
-    def __enter__(self) -> Backend:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,7 @@ import random
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ledex import weights
 from ledex.errors import BackendResponseError, BackendUnavailable, ContextOverflow, WeightsError
@@ -56,7 +56,7 @@ class EmbeddedBackend(Backend):
             raise WeightsError(f"LoRA adapter not found: {adapter}")
         with _quiet_stderr():  # llama.cpp prints its load log on fd 2 even with verbose=False
             try:
-                self._llama = llama_cpp.Llama(
+                self._llama: llama_cpp.Llama | None = llama_cpp.Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,
                     n_threads=n_threads or os.cpu_count(),
@@ -136,8 +136,11 @@ class EmbeddedBackend(Backend):
         seed = sampling.seed_for(index)
         if seed is None:  # llama.cpp would reuse one fixed seed: make unseeded candidates differ
             seed = random.randrange(2**31)
+        if self._llama is None:
+            raise BackendUnavailable("the embedded model was closed; load it again")
         return self._llama.create_chat_completion(
-            messages=conversation,
+            # our messages are the chat shape llama.cpp takes; its TypedDicts name each role's
+            messages=cast(Any, conversation),
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,
