@@ -21,7 +21,16 @@ from ledex.project_repair import CHARS_PER_TOKEN, ProjectTask, ProjectVerifier, 
 from ledex.repair import Candidate, RepairResult, RoundRecord
 
 STYLE = "anchor"
-_SKIPPED = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", "build", "dist", "node_modules"}
+_SKIPPED = {
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".pytest_cache",
+    "build",
+    "dist",
+    "node_modules",
+}
 
 
 def project_files(project: Path) -> dict[str, str]:
@@ -32,7 +41,9 @@ def project_files(project: Path) -> dict[str, str]:
         for name in sorted(files):
             if name.endswith(".py"):
                 path = Path(root) / name
-                found[str(path.relative_to(project))] = path.read_text(encoding="utf-8", errors="replace")
+                found[str(path.relative_to(project))] = path.read_text(
+                    encoding="utf-8", errors="replace"
+                )
     return dict(sorted(found.items(), key=lambda item: (is_test_file(item[0]), item[0])))
 
 
@@ -40,8 +51,10 @@ def anchor_prompt(task: ProjectTask, files: dict[str, str], budget_chars: int) -
     """The pasted message: the failure as pytest printed it, then every file (those that do not
     fit the budget are left out, tests first)."""
     report = (task.test.longrepr or task.test.message or "").strip()
-    head = (f"Running pytest on my project fails:\n\n```\n{task.node_id}\n{report}\n```\n\n"
-            "Here are the project's files.\n")  # fmt: skip
+    head = (
+        f"Running pytest on my project fails:\n\n```\n{task.node_id}\n{report}\n```\n\n"
+        "Here are the project's files.\n"
+    )
     tail = "\nFind the bug and give me the corrected code."
     parts, used = [], len(head) + len(tail)
     for relpath, text in files.items():
@@ -53,15 +66,19 @@ def anchor_prompt(task: ProjectTask, files: dict[str, str], budget_chars: int) -
     return head + "".join(parts) + tail
 
 
-def naive_anchor(task: ProjectTask, backend: Backend, *, max_tokens: int = 1024, seed: int | None = 0) -> RepairResult:
+def naive_anchor(
+    task: ProjectTask, backend: Backend, *, max_tokens: int = 1024, seed: int | None = 0
+) -> RepairResult:
     started = time.perf_counter()
     files = project_files(task.project)
     window = backend.info.context_window or 8192
     prompt = anchor_prompt(task, files, max(2000, (window - max_tokens) * CHARS_PER_TOKEN - 500))
     record = RoundRecord(1, "")
     begun = time.perf_counter()
-    (completions,) = backend.generate([[{"role": "user", "content": prompt}]],
-                                      Sampling(n=1, temperature=0.0, max_tokens=max_tokens, seed=seed))  # fmt: skip
+    (completions,) = backend.generate(
+        [[{"role": "user", "content": prompt}]],
+        Sampling(n=1, temperature=0.0, max_tokens=max_tokens, seed=seed),
+    )
     record.generation_seconds = time.perf_counter() - begun
     reply = completions[0].text
     parsed = dialogue.parse_reply(reply)
@@ -77,6 +94,8 @@ def naive_anchor(task: ProjectTask, backend: Backend, *, max_tokens: int = 1024,
         candidate.diff = verifier.diff(parsed.code)
         record.verification_seconds = time.perf_counter() - begun
     record.candidates.append(candidate)
-    result = RepairResult(target=task.node_id, rounds=[record], fix=candidate if candidate.verified else None)
+    result = RepairResult(
+        target=task.node_id, rounds=[record], fix=candidate if candidate.verified else None
+    )
     result.seconds = time.perf_counter() - started
     return result

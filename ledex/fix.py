@@ -332,6 +332,17 @@ def group_of(task: ProjectTask, run: PytestRun, located: dict[str, tuple[str, st
             and (located.get(o.node_id) == site or o.node_id.split("[", 1)[0] == base)]  # fmt: skip
 
 
+def task_for(project: Path, run: PytestRun, outcome: TestOutcome, *, python: str | None = None,
+             timeout: float = 60.0) -> ProjectTask | str:  # fmt: skip
+    """The task this workflow repairs for one failing test: `project_repair.prepare`, verified
+    against the other failing tests of its function too. The trainer collects its data with it,
+    so a "verified" training fix means what it means in the editor."""
+    task = project_repair.prepare(project, run, outcome, python=python, timeout=timeout)
+    if isinstance(task, str):
+        return task
+    return widen(task, run, group_of(task, run, _locate_failures(project, run)))
+
+
 def widen(task: ProjectTask, run: PytestRun, also_failing: list[str]) -> ProjectTask:
     """The task verified against `also_failing` too: their test files run, and the tests that
     passed there must keep passing."""

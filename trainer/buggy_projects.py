@@ -11,8 +11,8 @@ path. `generate` applies the mutation operators of `trainer.mutants` to the non-
 mutant's tests in the sandbox (`ledex.sandbox.run_pytest`, the same runner as the editor), and keeps
 a mutant only when some test fails (so it is not equivalent), none times out (a hang is not the
 bug we teach) and the failing tests fail the same way (all by an assertion, or all by another
-exception, as a case of `benchmarks/cases` says). Operators are tried in a seeded order that spreads them, so one source yields bugs
-of different kinds and no operator dominates.
+exception, as a case of `benchmarks/cases` says). Operators are tried in a seeded order that
+spreads them, so one source yields bugs of different kinds and no operator dominates.
 
 Held out by *source project*, not by mutant (`SPLITS`): the training data comes from MBPP's train
 split; the generated benchmark suite from its validation and test splits, which training never
@@ -33,6 +33,7 @@ import textwrap
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ledex.errors import LedexError
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
@@ -56,7 +57,9 @@ class SourceProject:
 
     @property
     def code_files(self) -> list[str]:
-        return sorted(path for path in self.files if path.endswith(".py") and not _is_test_path(path))
+        return sorted(
+            path for path in self.files if path.endswith(".py") and not _is_test_path(path)
+        )
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +94,9 @@ class BuggyProject:
     def write(self, folder: Path) -> Path:
         """The buggy project in `folder`, with a case.json in `benchmarks/cases/`'s format."""
         SourceProject(self.name, self.files, self.source.origin, self.source.licence).write(folder)
-        (folder / "case.json").write_text(json.dumps(self.case(), indent=2) + "\n", encoding="utf-8")
+        (folder / "case.json").write_text(
+            json.dumps(self.case(), indent=2) + "\n", encoding="utf-8"
+        )
         return folder
 
     def case(self) -> dict:
@@ -122,26 +127,39 @@ def mbpp_projects(use: str, path: str | None = None) -> list[SourceProject]:
     projects = []
     for split in SPLITS[use]:
         for task in mbpp.load(split, path):
-            project = mbpp_project(task.id, task.reference, task.tests, task.setup, task.entry_point)
+            project = mbpp_project(
+                task.id, task.reference, task.tests, task.setup, task.entry_point
+            )
             if project is not None:
                 projects.append(project)
     return projects
 
 
-def mbpp_project(task_id: str, code: str, asserts: Sequence[object], setup: str = "",
-                 entry_point: str | None = None) -> SourceProject | None:  # fmt: skip
+def mbpp_project(
+    task_id: str,
+    code: str,
+    asserts: Sequence[object],
+    setup: str = "",
+    entry_point: str | None = None,
+) -> SourceProject | None:
     """An MBPP problem as a project: `<entry>.py`, `tests/test_<entry>.py`, `pyproject.toml`.
     None when the problem has no function to test or its code does not parse."""
     tree = _parse(code)
     if tree is None or not entry_point or not all(isinstance(a, str) for a in asserts):
         return None
-    defined = [node.name for node in tree.body
-               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]  # fmt: skip
+    defined = [
+        node.name
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
     if entry_point not in defined:
         return None
     module = _module_name(entry_point)
-    imports = [ast.get_source_segment(code, node) or "" for node in tree.body
-               if isinstance(node, (ast.Import, ast.ImportFrom))]  # fmt: skip
+    imports = [
+        ast.get_source_segment(code, node) or ""
+        for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    ]
     header = [*imports, f"from {module} import {', '.join(dict.fromkeys(defined))}"]
     tests = []
     for index, test in enumerate(asserts, start=1):
@@ -187,15 +205,21 @@ def generate(
                 continue
             folder = source.write(Path(scratch) / source.name)
             clean = run_pytest(folder, ["tests"], python=python, timeout=timeout)
-            if clean.status == "error" and not clean.outcomes:  # the runner, not the source, is broken
-                raise LedexError(f"pytest could not run the tests of {source.name}: {clean.message}")
+            if (
+                clean.status == "error" and not clean.outcomes
+            ):  # the runner, not the source, is broken
+                raise LedexError(
+                    f"pytest could not run the tests of {source.name}: {clean.message}"
+                )
             if not clean.outcomes or not clean.passes() or clean.collection_errors:
                 continue
             kept = 0
             rng = random.Random(f"{seed}/{source.name}")
             for file, mutation in _spread(_candidates(source), rng)[:tries]:
                 buggy = mutation.apply(source.files[file])
-                run = run_pytest(folder, ["tests"], overlay={file: buggy}, python=python, timeout=timeout)
+                run = run_pytest(
+                    folder, ["tests"], overlay={file: buggy}, python=python, timeout=timeout
+                )
                 found = _judge(source, file, mutation, buggy, run, clean)
                 if found is not None:
                     yield found
@@ -208,7 +232,9 @@ def _candidates(source: SourceProject) -> list[tuple[str, Mutation]]:
     return [(file, m) for file in source.code_files for m in mutations(source.files[file])]
 
 
-def _spread(candidates: list[tuple[str, Mutation]], rng: random.Random) -> list[tuple[str, Mutation]]:
+def _spread(
+    candidates: list[tuple[str, Mutation]], rng: random.Random
+) -> list[tuple[str, Mutation]]:
     """Shuffled, then interleaved by operator (operators in a shuffled order too)."""
     by_operator: dict[str, list[tuple[str, Mutation]]] = {}
     for candidate in candidates:
@@ -223,8 +249,14 @@ def _spread(candidates: list[tuple[str, Mutation]], rng: random.Random) -> list[
     return spread
 
 
-def _judge(source: SourceProject, file: str, mutation: Mutation, buggy: str, run: PytestRun,
-           clean: PytestRun) -> BuggyProject | None:  # fmt: skip
+def _judge(
+    source: SourceProject,
+    file: str,
+    mutation: Mutation,
+    buggy: str,
+    run: PytestRun,
+    clean: PytestRun,
+) -> BuggyProject | None:
     if run.status not in ("ok",) or run.collection_errors:
         return None  # a hang, a crash, or a module that no longer imports: not a bug to teach
     failing = tuple(o.node_id for o in run.outcomes.values() if o.failed)
@@ -247,12 +279,24 @@ def _kind(message: str | None) -> str:
 # --- the held-out suite --------------------------------------------------------------------------
 
 
-def heldout_suite(folder: Path, *, size: int = 240, seed: int = 0, path: str | None = None,
-                  python: str | None = None, progress: bool = False) -> list[Path]:  # fmt: skip
+def heldout_suite(
+    folder: Path,
+    *,
+    size: int = 240,
+    seed: int = 0,
+    path: str | None = None,
+    python: str | None = None,
+    progress: bool = False,
+) -> list[Path]:
     """Write (or reuse) the generated held-out benchmark suite: `size` buggy projects, one per
     source project, from MBPP's validation and test splits in a seeded order. Returns the case
     folders. A folder written by this generator version with these settings is reused as is."""
-    stamp = {"generator": GENERATOR_VERSION, "size": size, "seed": seed, "sources": list(SPLITS["heldout"])}
+    stamp = {
+        "generator": GENERATOR_VERSION,
+        "size": size,
+        "seed": seed,
+        "sources": list(SPLITS["heldout"]),
+    }
     marker = folder / "suite.json"
     if marker.exists() and json.loads(marker.read_text(encoding="utf-8")).get("settings") == stamp:
         return sorted(p.parent for p in folder.glob("*/case.json"))
@@ -262,7 +306,9 @@ def heldout_suite(folder: Path, *, size: int = 240, seed: int = 0, path: str | N
     done = {p.name for p in folder.iterdir() if (p / "case.json").exists()}
     written = [folder / name for name in sorted(done)]
     bar = _bar(size, progress, len(written))
-    for bug in generate(sources, per_project=1, seed=seed, python=python, skip=_done_sources(done, sources)):
+    for bug in generate(
+        sources, per_project=1, seed=seed, python=python, skip=_done_sources(done, sources)
+    ):
         if len(written) >= size:
             break
         written.append(bug.write(folder / bug.name))
@@ -272,8 +318,11 @@ def heldout_suite(folder: Path, *, size: int = 240, seed: int = 0, path: str | N
     for case in written:
         for tag in json.loads((case / "case.json").read_text(encoding="utf-8"))["tags"][:1]:
             counts[tag] = counts.get(tag, 0) + 1
-    marker.write_text(json.dumps({"settings": stamp, "cases": len(written), "operators": counts}, indent=2) + "\n",
-                      encoding="utf-8")  # fmt: skip
+    marker.write_text(
+        json.dumps({"settings": stamp, "cases": len(written), "operators": counts}, indent=2)
+        + "\n",
+        encoding="utf-8",
+    )
     return sorted(written)
 
 
@@ -281,10 +330,17 @@ def _done_sources(done: set[str], sources: Sequence[SourceProject]) -> set[str]:
     return {s.name for s in sources if any(name.startswith(s.name + "_") for name in done)}
 
 
-def _bar(total: int, enabled: bool, initial: int = 0):  # type: ignore[no-untyped-def]
+def _bar(total: int, enabled: bool, initial: int = 0) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="project", desc="generating", disable=not enabled, file=sys.stderr)
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="project",
+        desc="generating",
+        disable=not enabled,
+        file=sys.stderr,
+    )
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -292,7 +348,12 @@ def _bar(total: int, enabled: bool, initial: int = 0):  # type: ignore[no-untype
 
 def _is_test_path(path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
-    return path.startswith("tests/") or name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+    return (
+        path.startswith("tests/")
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or name == "conftest.py"
+    )
 
 
 def _module_name(entry_point: str) -> str:
@@ -317,8 +378,11 @@ def _unique_replacement(buggy: str, fixed: str) -> tuple[str, str]:
     """The smallest run of whole lines around the change whose buggy text occurs once in the file,
     and what it becomes in the fixed file."""
     old_lines, new_lines = buggy.splitlines(keepends=True), fixed.splitlines(keepends=True)
-    opcodes = [op for op in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes()
-               if op[0] != "equal"]  # fmt: skip
+    opcodes = [
+        op
+        for op in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes()
+        if op[0] != "equal"
+    ]
     a1, a2 = opcodes[0][1], opcodes[-1][2]
     b1, b2 = opcodes[0][3], opcodes[-1][4]
     while True:

@@ -12,7 +12,8 @@ and the language server:
 1. Source projects (MBPP's train split as pytest projects, `trainer.buggy_projects`) get one injected
    bug each (`per_project` of them), kept only when some test catches it.
 2. Each buggy project is written to a folder and its tests are run (`ledex.sandbox.run_pytest`);
-   for its first failing test, `project_repair.prepare` and `conversation_parts` build the prompt,
+   for its first failing test, the fix workflow's task (`ledex.fix.task_for`: verified against the
+   other failing tests of the same function too) and `conversation_parts` build the prompt,
    and the repair loop (`ledex.repair.repair`, one round of `refinements` candidates, stopping at the
    first verified one) asks the teacher, cuts each reply at the end of its code block and verifies
    each candidate with `ProjectVerifier` (the failing test and the tests that passed before).
@@ -42,9 +43,11 @@ from typing import Any
 
 from ledex import dialogue
 from ledex.errors import LedexError
+from ledex.fix import task_for
 from ledex.models.base import Backend
-from ledex.project_repair import ProjectVerifier, conversation_parts, prepare, prompt_budget
+from ledex.project_repair import ProjectVerifier, conversation_parts, prompt_budget
 from ledex.repair import RepairConfig, RepairResult, repair
+from ledex.sandbox import isolation
 from ledex.sandbox.pytest_runner import run_pytest
 from trainer.buggy_projects import BuggyProject, SourceProject, generate, mbpp_projects
 from trainer.records import (
@@ -64,8 +67,18 @@ TABLE_MD = "table.md"
 SOURCE_NAME = "mbpp-bugs"
 UNPARSED = "unparsed"
 _SNAPSHOT_EVERY_S = 600.0
-_RECORD_SETTINGS = ("split", "per_project", "tries", "teacher", "refinements", "temperature", "max_tokens", "seed",
-                    "styles", "hint")  # fmt: skip
+_RECORD_SETTINGS = (
+    "split",
+    "per_project",
+    "tries",
+    "teacher",
+    "refinements",
+    "temperature",
+    "max_tokens",
+    "seed",
+    "styles",
+    "hint",
+)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -76,33 +89,63 @@ def _help(text: str) -> dict[str, str]:
 class ProjectCollectConfig:
     """Options of `ledex-train collect_projects` (flags or a YAML file via --config)."""
 
-    split: str = field(default="train", metadata=_help("source projects: 'train' (MBPP train, 601-974); the held-out splits are refused"))  # fmt: skip
-    path: str | None = field(default=None, metadata=_help("local copy of MBPP (default: $LEDEX_MBPP_PATH, ../shared/data/mbpp)"))  # fmt: skip
+    split: str = field(
+        default="train",
+        metadata=_help(
+            "source projects: 'train' (MBPP train, 601-974); the held-out splits are refused"
+        ),
+    )
+    path: str | None = field(
+        default=None,
+        metadata=_help("local copy of MBPP (default: $LEDEX_MBPP_PATH, ../shared/data/mbpp)"),
+    )
     limit: int | None = field(default=None, metadata=_help("use only the first N source projects"))
     per_project: int = field(default=2, metadata=_help("bugs injected per source project"))
     tries: int = field(default=6, metadata=_help("mutants run per source project to find them"))
-    teacher: str = field(default="embedded", metadata=_help("model spec that explains and repairs (default: the embedded 1.5B)"))  # fmt: skip
-    refinements: int = field(default=4, metadata=_help("candidates per bug and style (the loop stops at the first verified one)"))  # fmt: skip
+    teacher: str = field(
+        default="embedded",
+        metadata=_help("model spec that explains and repairs (default: the embedded 1.5B)"),
+    )
+    refinements: int = field(
+        default=4,
+        metadata=_help("candidates per bug and style (the loop stops at the first verified one)"),
+    )
     temperature: float = field(default=0.8, metadata=_help("teacher temperature"))
     max_tokens: int = field(default=1024, metadata=_help("token budget of every reply"))
-    styles: list[str] = field(default_factory=lambda: ["explain+refine"], metadata=_help("dialogue styles: explain+refine and/or refine"))  # fmt: skip
-    hint: bool = field(default=True, metadata=_help("rationalisation pass for bugs the teacher could not fix (--no_hint: off)"))  # fmt: skip
+    styles: list[str] = field(
+        default_factory=lambda: ["explain+refine"],
+        metadata=_help("dialogue styles: explain+refine and/or refine"),
+    )
+    hint: bool = field(
+        default=True,
+        metadata=_help("rationalisation pass for bugs the teacher could not fix (--no_hint: off)"),
+    )
     seed: int = field(default=0, metadata=_help("generator and sampling seed"))
     timeout: float = field(default=30.0, metadata=_help("seconds per pytest run"))
-    output_dir: str = field(default="runs/bugs-train", metadata=_help("folder for bugs.jsonl, trajectories.jsonl and the table"))  # fmt: skip
-    data_dir: str | None = field(default=None, metadata=_help("folder for gzip snapshots to commit; seeds an empty output_dir"))  # fmt: skip
+    output_dir: str = field(
+        default="runs/bugs-train",
+        metadata=_help("folder for bugs.jsonl, trajectories.jsonl and the table"),
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata=_help("folder for gzip snapshots to commit; seeds an empty output_dir"),
+    )
     n_ctx: int | None = field(default=None, metadata=_help("context window of an embedded model"))
     n_threads: int | None = field(default=None, metadata=_help("CPU threads of an embedded model"))
     progress: bool = field(default=True, metadata=_help("show a progress bar"))
 
     def check(self) -> None:
         if self.split != "train":
-            raise ValueError("--split must be 'train': the held-out splits are for the benchmark suite only")
+            raise ValueError(
+                "--split must be 'train': the held-out splits are for the benchmark suite only"
+            )
         if min(self.per_project, self.tries, self.refinements) < 1:
             raise ValueError("--per_project, --tries and --refinements must be at least 1")
         bad = [style for style in self.styles if style not in dialogue.STYLES]
         if bad or not self.styles:
-            raise ValueError(f"--styles must be among {', '.join(dialogue.STYLES)}, got {bad or 'none'}")
+            raise ValueError(
+                f"--styles must be among {', '.join(dialogue.STYLES)}, got {bad or 'none'}"
+            )
 
 
 @dataclass
@@ -145,15 +188,22 @@ class ProjectCollector:
         written = finished_keys(self.out / TRAJECTORIES_FILE)
         todo = [s for s in sources if s.name not in done_sources]
         try:
-            with _progress(len(sources), len(sources) - len(todo), self.config.progress) as bar, \
-                    tempfile.TemporaryDirectory(prefix="ledex-collect-projects-") as scratch:  # fmt: skip
+            with (
+                _progress(len(sources), len(sources) - len(todo), self.config.progress) as bar,
+                tempfile.TemporaryDirectory(prefix="ledex-collect-projects-") as scratch,
+            ):
                 for source in todo:
                     for bug in self._bugs(source):
                         if bug.name not in done_bugs:
                             self._collect(bug, Path(scratch), written)
                             done_bugs.add(bug.name)
-                    append_jsonl(self.out / SOURCES_FILE, [{"key": source.name, "origin": source.origin}])
-                    bar.set_postfix({"bugs": self.counters.bugs, "verified": self.counters.verified}, refresh=False)
+                    append_jsonl(
+                        self.out / SOURCES_FILE, [{"key": source.name, "origin": source.origin}]
+                    )
+                    bar.set_postfix(
+                        {"bugs": self.counters.bugs, "verified": self.counters.verified},
+                        refresh=False,
+                    )
                     bar.update(1)
                     self._maybe_snapshot()
         finally:
@@ -164,6 +214,7 @@ class ProjectCollector:
         table = table_1(self.out, self.config.styles)
         table["timing"] = self.counters.as_dict()
         table["settings"] = asdict(self.config)
+        table["sandbox"] = isolation.status().to_dict()  # what "verified" was checked in
         (self.out / TABLE_JSON).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
         (self.out / TABLE_MD).write_text(table_markdown(table), encoding="utf-8")
         return table
@@ -171,7 +222,13 @@ class ProjectCollector:
     def _bugs(self, source: SourceProject) -> Iterator[BuggyProject]:
         cfg = self.config
         started = time.perf_counter()
-        for bug in generate([source], per_project=cfg.per_project, tries=cfg.tries, seed=cfg.seed, timeout=cfg.timeout):
+        for bug in generate(
+            [source],
+            per_project=cfg.per_project,
+            tries=cfg.tries,
+            seed=cfg.seed,
+            timeout=cfg.timeout,
+        ):
             self.counters.bug_search += time.perf_counter() - started
             yield bug
             started = time.perf_counter()
@@ -186,39 +243,76 @@ class ProjectCollector:
             run = run_pytest(folder, ["tests"], python=sys.executable, timeout=cfg.timeout)
             self.counters.bug_search += time.perf_counter() - started
             failing = [o for o in run.outcomes.values() if o.failed]
-            task = prepare(folder, run, failing[0], python=sys.executable, timeout=cfg.timeout) if failing else None
+            task = (
+                task_for(folder, run, failing[0], python=sys.executable, timeout=cfg.timeout)
+                if failing
+                else None
+            )
             records: list[Trajectory] = []
             if task is not None and not isinstance(task, str):
                 backend = self.backend()
                 for style in cfg.styles:
-                    config = RepairConfig(n=cfg.refinements, rounds=1, style=style, temperature=cfg.temperature,  # type: ignore[arg-type]
-                                          max_tokens=cfg.max_tokens, seed=cfg.seed)  # fmt: skip
+                    config = RepairConfig(
+                        n=cfg.refinements,
+                        rounds=1,
+                        style=style,  # type: ignore[arg-type]  # checked in ProjectCollectConfig.check
+                        temperature=cfg.temperature,
+                        max_tokens=cfg.max_tokens,
+                        seed=cfg.seed,
+                    )
                     prompt, code, failure = conversation_parts(task, prompt_budget(backend, config))
                     result = self._repair(prompt, code, failure, task, backend, config)
                     records += self._records(bug, style, prompt, code, failure, result, "", written)
                     if cfg.hint and not result.verified:
                         hinted = prompt + "\n\n" + hint_for(bug)
                         result = self._repair(hinted, code, failure, task, backend, config)
-                        records += self._records(bug, style, prompt, code, failure, result, hint_for(bug), written)
+                        records += self._records(
+                            bug, style, prompt, code, failure, result, hint_for(bug), written
+                        )
             append_jsonl(self.out / TRAJECTORIES_FILE, records)
             written.update(r.key for r in records)
             self.counters.trajectories += len(records)
             self.counters.verified += sum(r.verified for r in records)
             self.counters.bugs += 1
-            append_jsonl(self.out / BUGS_FILE, [bug_record(bug, task if not isinstance(task, str) else None)])
+            append_jsonl(
+                self.out / BUGS_FILE, [bug_record(bug, task if not isinstance(task, str) else None)]
+            )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _repair(self, prompt: str, code: str, failure: str, task: Any, backend: Backend,
-                config: RepairConfig) -> RepairResult:  # fmt: skip
-        result = repair(prompt, code, failure, verifier=ProjectVerifier(task), backend=backend, config=config,
-                        target=task.node_id)  # fmt: skip
+    def _repair(
+        self,
+        prompt: str,
+        code: str,
+        failure: str,
+        task: Any,
+        backend: Backend,
+        config: RepairConfig,
+    ) -> RepairResult:
+        result = repair(
+            prompt,
+            code,
+            failure,
+            verifier=ProjectVerifier(task),
+            backend=backend,
+            config=config,
+            target=task.node_id,
+        )
         self.counters.generation += result.generation_seconds
         self.counters.verification += result.verification_seconds
         return result
 
-    def _records(self, bug: BuggyProject, style: str, prompt: str, code: str, failure: str,
-                 result: RepairResult, hint: str, written: set[str]) -> list[Trajectory]:  # fmt: skip
+    def _records(
+        self,
+        bug: BuggyProject,
+        style: str,
+        prompt: str,
+        code: str,
+        failure: str,
+        result: RepairResult,
+        hint: str,
+        written: set[str],
+    ) -> list[Trajectory]:
         cfg = self.config
         records = []
         for candidate in result.candidates:
@@ -228,15 +322,36 @@ class ProjectCollector:
             if key in written:
                 continue
             verdict = candidate.verdict
-            passed = [True] * verdict.passed + [False] * (verdict.total - verdict.passed) if verdict else [False]
-            records.append(Trajectory(
-                key=key, problem_id=bug.name, source=SOURCE_NAME, task=prompt, wrong_code=code,
-                feedback=failure, style=style, reply=candidate.reply, explanation=candidate.explanation or "",
-                refinement=candidate.code or "", passed=passed if verdict and verdict.ok else _not_all(passed),
-                status=verdict.status if verdict else UNPARSED, teacher=cfg.teacher,
-                sampling={"n": cfg.refinements, "temperature": cfg.temperature, "max_tokens": cfg.max_tokens},
-                seed=cfg.seed, parse_error=candidate.parse_error or "", hint=hint,
-            ))  # fmt: skip
+            passed = (
+                [True] * verdict.passed + [False] * (verdict.total - verdict.passed)
+                if verdict
+                else [False]
+            )
+            records.append(
+                Trajectory(
+                    key=key,
+                    problem_id=bug.name,
+                    source=SOURCE_NAME,
+                    task=prompt,
+                    wrong_code=code,
+                    feedback=failure,
+                    style=style,
+                    reply=candidate.reply,
+                    explanation=candidate.explanation or "",
+                    refinement=candidate.code or "",
+                    passed=passed if verdict and verdict.ok else _not_all(passed),
+                    status=verdict.status if verdict else UNPARSED,
+                    teacher=cfg.teacher,
+                    sampling={
+                        "n": cfg.refinements,
+                        "temperature": cfg.temperature,
+                        "max_tokens": cfg.max_tokens,
+                    },
+                    seed=cfg.seed,
+                    parse_error=candidate.parse_error or "",
+                    hint=hint,
+                )
+            )
         return records
 
     def backend(self) -> Backend:
@@ -244,7 +359,9 @@ class ProjectCollector:
             from ledex.models import load_backend
 
             options = {"n_ctx": self.config.n_ctx, "n_threads": self.config.n_threads}
-            self._backend = load_backend(self.config.teacher, **{k: v for k, v in options.items() if v is not None})
+            self._backend = load_backend(
+                self.config.teacher, **{k: v for k, v in options.items() if v is not None}
+            )
         return self._backend
 
     # -- the folder
@@ -260,8 +377,10 @@ class ProjectCollector:
             changed = [n for n in _RECORD_SETTINGS if n in theirs and theirs[n] != mine[n]]
             if changed:
                 detail = ", ".join(f"{n}={theirs[n]!r} (now {mine[n]!r})" for n in changed)
-                raise LedexError(f"{self.out} holds a run with other settings: {detail}; resume with the same "
-                                 "settings or choose another --output_dir")  # fmt: skip
+                raise LedexError(
+                    f"{self.out} holds a run with other settings: {detail}; resume with the same "
+                    "settings or choose another --output_dir"
+                )
             return
         path.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
 
@@ -293,19 +412,27 @@ class ProjectCollector:
 def hint_for(bug: BuggyProject) -> str:
     """What the rationalisation pass tells the teacher: where the bug is, not what the fix is."""
     line = bug.buggy_text.splitlines()[bug.mutation.line - 1].strip()
-    return (f"Hint: the bug is in `{bug.mutation.function}` in {bug.file}, on the line `{line}`. "
-            "Do not mention this hint in your answer.")  # fmt: skip
+    return (
+        f"Hint: the bug is in `{bug.mutation.function}` in {bug.file}, on the line `{line}`. "
+        "Do not mention this hint in your answer."
+    )
 
 
 def bug_record(bug: BuggyProject, task: Any) -> dict[str, Any]:
     return {
-        "key": bug.name, "origin": bug.source.origin, "licence": bug.source.licence,
-        "operator": bug.mutation.operator, "description": bug.mutation.description,
-        "file": bug.file, "function": bug.mutation.function, "failing": list(bug.failing),
-        "passing": list(bug.passing), "kind": bug.kind,
+        "key": bug.name,
+        "origin": bug.source.origin,
+        "licence": bug.source.licence,
+        "operator": bug.mutation.operator,
+        "description": bug.mutation.description,
+        "file": bug.file,
+        "function": bug.mutation.function,
+        "failing": list(bug.failing),
+        "passing": list(bug.passing),
+        "kind": bug.kind,
         "located": None if task is None else task.site.symbol.qualname == bug.mutation.function,
         "repaired_test": None if task is None else task.node_id,
-    }  # fmt: skip
+    }
 
 
 def _not_all(passed: list[bool]) -> list[bool]:
@@ -326,8 +453,14 @@ def _unpack_snapshot(data_dir: Path, out: Path) -> None:
 def _progress(total: int, initial: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="project", desc="collect_projects", disable=not enabled,
-                file=sys.stderr)  # fmt: skip
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="project",
+        desc="collect_projects",
+        disable=not enabled,
+        file=sys.stderr,
+    )
 
 
 # --- Table 1 -------------------------------------------------------------------------------------
@@ -375,20 +508,31 @@ def table_markdown(table: dict[str, Any]) -> str:
         "",
         "| Style | Trajectories | Verified |",
         "|---|---:|---:|",
-        *(f"| {style} | {row['trajectories']} | {row['verified']} |" for style, row in table["styles"].items()),
+        *(
+            f"| {style} | {row['trajectories']} | {row['verified']} |"
+            for style, row in table["styles"].items()
+        ),
         "",
         "| Operator | Bugs | Repaired |",
         "|---|---:|---:|",
-        *(f"| {op} | {row['bugs']} | {row['repaired']} |" for op, row in table["operators"].items()),
+        *(
+            f"| {op} | {row['bugs']} | {row['repaired']} |"
+            for op, row in table["operators"].items()
+        ),
     ]
+    if table.get("sandbox"):
+        lines += ["", f"Verified in the sandbox: {table['sandbox']['summary']}."]
     timing = table.get("timing")
     if timing:
-        lines += ["", (
-            f"This invocation: {timing['wall']:.0f} s wall, {timing['generation']:.0f} s generating, "
-            f"{timing['verification']:.0f} s verifying candidates ({100 * timing['verification_share']:.1f}%), "
-            f"{timing['bug_search']:.0f} s finding bugs ({100 * timing['bug_search_share']:.1f}%); "
-            f"{timing['verified']} verified trajectories, {timing['verified_per_hour']:.1f} per hour."
-        )]  # fmt: skip
+        lines += [
+            "",
+            (
+                f"This invocation: {timing['wall']:.0f} s wall, {timing['generation']:.0f} s generating, "
+                f"{timing['verification']:.0f} s verifying candidates ({100 * timing['verification_share']:.1f}%), "
+                f"{timing['bug_search']:.0f} s finding bugs ({100 * timing['bug_search_share']:.1f}%); "
+                f"{timing['verified']} verified trajectories, {timing['verified_per_hour']:.1f} per hour."
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -398,13 +542,18 @@ def table_markdown(table: dict[str, Any]) -> str:
 def parse_config(argv: Sequence[str]) -> ProjectCollectConfig:
     from trl import TrlParser
 
-    parser = TrlParser((ProjectCollectConfig,), prog="ledex-train collect_projects",
-                       description=(__doc__ or "").splitlines()[0])  # fmt: skip
+    parser = TrlParser(
+        (ProjectCollectConfig,),
+        prog="ledex-train collect_projects",
+        description=(__doc__ or "").splitlines()[0],
+    )
     (config,) = parser.parse_args_and_config(list(argv))
     return config
 
 
-def collect_projects(config: ProjectCollectConfig, backend: Backend | None = None) -> dict[str, Any]:
+def collect_projects(
+    config: ProjectCollectConfig, backend: Backend | None = None
+) -> dict[str, Any]:
     config.check()
     sources = mbpp_projects(config.split, config.path)
     if config.limit is not None:
@@ -422,11 +571,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ledex-train collect_projects: error: {error}", file=sys.stderr)
         return 2
     except LedexError as error:
-        print(f"ledex-train collect_projects: error: {error}\n(what was written is kept in {config.output_dir}; "
-              "rerun the same command to resume)", file=sys.stderr)  # fmt: skip
+        print(
+            f"ledex-train collect_projects: error: {error}\n(what was written is kept in {config.output_dir}; "
+            "rerun the same command to resume)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
-        print(f"ledex-train collect_projects: interrupted; rerun to resume from {config.output_dir}", file=sys.stderr)
+        print(
+            f"ledex-train collect_projects: interrupted; rerun to resume from {config.output_dir}",
+            file=sys.stderr,
+        )
         return 130
     print(table_markdown(table), end="")
     return 0
@@ -434,4 +589,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-

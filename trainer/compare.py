@@ -30,9 +30,17 @@ from trainer.records import read_jsonl
 
 @dataclass
 class CompareConfig:
-    runs: list[str] = field(default_factory=list, metadata={"help": "two eval output folders: the baseline, then the model compared with it"})  # fmt: skip
-    styles: list[str] | None = field(default=None, metadata={"help": "prompt styles to compare (default: those both runs have)"})  # fmt: skip
-    output_dir: str | None = field(default=None, metadata={"help": "where compare.json/.md go (default: the second run's folder)"})  # fmt: skip
+    runs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "two eval output folders: the baseline, then the model compared with it"},
+    )
+    styles: list[str] | None = field(
+        default=None, metadata={"help": "prompt styles to compare (default: those both runs have)"}
+    )
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "where compare.json/.md go (default: the second run's folder)"},
+    )
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,10 @@ def compare(base: Run, other: Run, styles: Sequence[str] | None = None) -> dict[
     from scipy.stats import binomtest
 
     if base.samples.keys() != other.samples.keys() or base.wrong != other.wrong:
-        raise LedexError(f"{other.path} does not hold the samples of {base.path}: run it with "
-                         f"--samples_from {base.path} (the comparison must be paired)")  # fmt: skip
+        raise LedexError(
+            f"{other.path} does not hold the samples of {base.path}: run it with "
+            f"--samples_from {base.path} (the comparison must be paired)"
+        )
     wrong = sorted(base.wrong)
     if not wrong:
         raise LedexError(f"{base.path} has no wrong samples: nothing to refine, nothing to compare")
@@ -90,14 +100,21 @@ def compare(base: Run, other: Run, styles: Sequence[str] | None = None) -> dict[
         fixed = [base.solved.get(style, set()), other.solved.get(style, set())]
         only_base = sum(1 for key in wrong if key in fixed[0] and key not in fixed[1])
         only_other = sum(1 for key in wrong if key in fixed[1] and key not in fixed[0])
-        arms = []
+        arms: list[dict[str, Any]] = []
         for run, solved in zip((base, other), fixed, strict=True):
             count = sum(1 for key in wrong if key in solved)
             interval = binomtest(count, len(wrong)).proportion_ci(0.95, method="wilson")
-            arms.append({"model": run.settings.get("model"), "refined": count,
-                         "success_refinement_rate": round(count / len(wrong), 4),
-                         "ci95": [round(interval.low, 4), round(interval.high, 4)],
-                         "pass@1_after": round((len(base.samples) - len(wrong) + count) / len(base.samples), 4)})  # fmt: skip
+            arms.append(
+                {
+                    "model": run.settings.get("model"),
+                    "refined": count,
+                    "success_refinement_rate": round(count / len(wrong), 4),
+                    "ci95": [round(interval.low, 4), round(interval.high, 4)],
+                    "pass@1_after": round(
+                        (len(base.samples) - len(wrong) + count) / len(base.samples), 4
+                    ),
+                }
+            )
         discordant = only_base + only_other
         p_value = binomtest(only_other, discordant, 0.5).pvalue if discordant else 1.0
         rate = arms[0]["success_refinement_rate"]
@@ -123,15 +140,22 @@ def markdown(result: dict[str, Any]) -> str:
     for style, row in result["styles"].items():
         for arm in row["arms"]:
             low, high = arm["ci95"]
-            lines.append(f"| {style} | {arm['model']} | {arm['refined']}/{result['wrong']} | "
-                         f"{100 * arm['success_refinement_rate']:.1f}% ({100 * low:.1f}–{100 * high:.1f}) | "
-                         f"{100 * arm['pass@1_after']:.1f} |")  # fmt: skip
-    lines += ["", "| Style | Ratio (second / first) | Fixed by the first only | by the second only | McNemar p |",
-              "|---|---:|---:|---:|---:|"]  # fmt: skip
+            lines.append(
+                f"| {style} | {arm['model']} | {arm['refined']}/{result['wrong']} | "
+                f"{100 * arm['success_refinement_rate']:.1f}% ({100 * low:.1f}–{100 * high:.1f}) | "
+                f"{100 * arm['pass@1_after']:.1f} |"
+            )
+    lines += [
+        "",
+        "| Style | Ratio (second / first) | Fixed by the first only | by the second only | McNemar p |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for style, row in result["styles"].items():
         ratio = "—" if row["ratio"] is None else f"{row['ratio']:.2f}×"
-        lines.append(f"| {style} | {ratio} | {row['fixed_by_base_only']} | {row['fixed_by_other_only']} | "
-                     f"{row['mcnemar_p']:.4g} |")  # fmt: skip
+        lines.append(
+            f"| {style} | {ratio} | {row['fixed_by_base_only']} | {row['fixed_by_other_only']} | "
+            f"{row['mcnemar_p']:.4g} |"
+        )
     lines += ["", f"First: {base}. Second: {other}."]
     return "\n".join(lines) + "\n"
 
@@ -139,7 +163,9 @@ def markdown(result: dict[str, Any]) -> str:
 def parse_config(argv: Sequence[str]) -> CompareConfig:
     from trl import TrlParser
 
-    parser = TrlParser((CompareConfig,), prog="ledex-train compare", description=(__doc__ or "").splitlines()[0])
+    parser = TrlParser(
+        (CompareConfig,), prog="ledex-train compare", description=(__doc__ or "").splitlines()[0]
+    )
     (config,) = parser.parse_args_and_config(list(argv))
     return config
 

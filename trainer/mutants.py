@@ -25,32 +25,84 @@ from dataclasses import dataclass
 
 # Operator names, as recorded in the data and the benchmark (one tag each).
 OPERATORS = (
-    "comparison", "boundary", "arithmetic", "swapped-operands", "range-off-by-one", "index-off-by-one",
-    "slice", "inverted-condition", "boolean-operator", "missing-return", "wrong-variable",
-    "wrong-attribute", "wrong-key", "swapped-arguments", "wrong-default", "mutable-default",
-    "wrong-builtin", "constant",
-)  # fmt: skip
+    "comparison",
+    "boundary",
+    "arithmetic",
+    "swapped-operands",
+    "range-off-by-one",
+    "index-off-by-one",
+    "slice",
+    "inverted-condition",
+    "boolean-operator",
+    "missing-return",
+    "wrong-variable",
+    "wrong-attribute",
+    "wrong-key",
+    "swapped-arguments",
+    "wrong-default",
+    "mutable-default",
+    "wrong-builtin",
+    "constant",
+)
 
 _COMPARISON_SWAPS: dict[type, type] = {
-    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
-    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In,
-    ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-}  # fmt: skip
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
 _ARITHMETIC_SWAPS: dict[type, type] = {
-    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.FloorDiv,
-    ast.FloorDiv: ast.Div, ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult,
-}  # fmt: skip
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Add,
+    ast.Div: ast.FloorDiv,
+    ast.FloorDiv: ast.Div,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+}
 _NON_COMMUTATIVE = (ast.Sub, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 _BUILTIN_SWAPS = {"min": "max", "max": "min", "any": "all", "all": "any"}
-_METHOD_SWAPS = {"append": "extend", "extend": "append", "lower": "upper", "upper": "lower",
-                 "startswith": "endswith", "endswith": "startswith", "keys": "values", "values": "keys",
-                 "remove": "discard", "discard": "remove", "rstrip": "lstrip", "lstrip": "rstrip"}  # fmt: skip
+_METHOD_SWAPS = {
+    "append": "extend",
+    "extend": "append",
+    "lower": "upper",
+    "upper": "lower",
+    "startswith": "endswith",
+    "endswith": "startswith",
+    "keys": "values",
+    "values": "keys",
+    "remove": "discard",
+    "discard": "remove",
+    "rstrip": "lstrip",
+    "lstrip": "rstrip",
+}
 _SYMBOLS: dict[type, str] = {
-    ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
-    ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not", ast.Add: "+",
-    ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
-    ast.And: "and", ast.Or: "or",
-}  # fmt: skip
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.And: "and",
+    ast.Or: "or",
+}
 
 _Function = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -118,8 +170,13 @@ class _Context:
         while stack:
             node = stack.pop()
             yield node
-            children = [c for c in ast.iter_child_nodes(node)
-                        if not isinstance(c, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]  # fmt: skip
+            children = [
+                c
+                for c in ast.iter_child_nodes(node)
+                if not isinstance(
+                    c, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+                )
+            ]
             stack.extend(reversed(children))
 
     def position(self, node: ast.AST) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -128,7 +185,9 @@ class _Context:
         end = (end_line, _char_column(self.lines, end_line, node.end_col_offset or 0))  # type: ignore[attr-defined]
         return start, end
 
-    def replace(self, operator: str, node: ast.AST, new: ast.AST | str, description: str) -> Mutation:
+    def replace(
+        self, operator: str, node: ast.AST, new: ast.AST | str, description: str
+    ) -> Mutation:
         start, end = self.position(node)
         text = new if isinstance(new, str) else _unparse(new)
         return Mutation(operator, self.qualname, start, end, text, description)
@@ -140,15 +199,18 @@ class _Context:
 
     def local_names(self) -> list[str]:
         """Parameters and names the function assigns, in order of first appearance."""
-        names: list[str] = [a.arg for a in _all_args(self.function.args) if a.arg not in ("self", "cls")]
+        names: list[str] = [
+            a.arg for a in _all_args(self.function.args) if a.arg not in ("self", "cls")
+        ]
         for node in self.nodes():
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 names.append(node.id)
         return list(dict.fromkeys(names))
 
 
-def _functions(body: list[ast.stmt], prefix: str = "", owner: ast.ClassDef | None = None
-               ) -> Iterator[tuple[str, _Function, ast.ClassDef | None]]:  # fmt: skip
+def _functions(
+    body: list[ast.stmt], prefix: str = "", owner: ast.ClassDef | None = None
+) -> Iterator[tuple[str, _Function, ast.ClassDef | None]]:
     for node in body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             qualname = f"{prefix}{node.name}"
@@ -175,18 +237,27 @@ def _comparison(ctx: _Context) -> Iterator[Mutation]:
                     continue
                 new = copy.deepcopy(node)
                 new.ops[i] = swap()
-                yield ctx.replace("comparison", node, new, f"`{_SYMBOLS[type(op)]}` became `{_SYMBOLS[swap]}`")
+                yield ctx.replace(
+                    "comparison", node, new, f"`{_SYMBOLS[type(op)]}` became `{_SYMBOLS[swap]}`"
+                )
 
 
 def _boundary(ctx: _Context) -> Iterator[Mutation]:
     """An integer bound in a comparison moved by one: `n > 0` -> `n > 1`."""
     for node in ctx.nodes():
-        if isinstance(node, ast.Compare) and not isinstance(node.ops[0], (ast.Is, ast.IsNot, ast.In, ast.NotIn)):
+        if isinstance(node, ast.Compare) and not isinstance(
+            node.ops[0], (ast.Is, ast.IsNot, ast.In, ast.NotIn)
+        ):
             for operand in [node.left, *node.comparators]:
                 if _is_int(operand):
                     value = operand.value  # type: ignore[attr-defined]
                     for new_value in (value + 1, value - 1) if value != 0 else (1,):
-                        yield ctx.replace("boundary", operand, repr(new_value), f"the bound {value} became {new_value}")
+                        yield ctx.replace(
+                            "boundary",
+                            operand,
+                            repr(new_value),
+                            f"the bound {value} became {new_value}",
+                        )
 
 
 def _arithmetic(ctx: _Context) -> Iterator[Mutation]:
@@ -197,7 +268,9 @@ def _arithmetic(ctx: _Context) -> Iterator[Mutation]:
                 continue
             new = copy.deepcopy(node)
             new.op = swap()
-            yield ctx.replace("arithmetic", node, new, f"`{_SYMBOLS[type(node.op)]}` became `{_SYMBOLS[swap]}`")
+            yield ctx.replace(
+                "arithmetic", node, new, f"`{_SYMBOLS[type(node.op)]}` became `{_SYMBOLS[swap]}`"
+            )
 
 
 def _swapped_operands(ctx: _Context) -> Iterator[Mutation]:
@@ -205,8 +278,15 @@ def _swapped_operands(ctx: _Context) -> Iterator[Mutation]:
         if isinstance(node, ast.BinOp) and isinstance(node.op, _NON_COMMUTATIVE):
             if ctx.text(node.left) == ctx.text(node.right):
                 continue
-            new = ast.BinOp(left=copy.deepcopy(node.right), op=node.op, right=copy.deepcopy(node.left))
-            yield ctx.replace("swapped-operands", node, new, f"the operands of `{_SYMBOLS[type(node.op)]}` were swapped")
+            new = ast.BinOp(
+                left=copy.deepcopy(node.right), op=node.op, right=copy.deepcopy(node.left)
+            )
+            yield ctx.replace(
+                "swapped-operands",
+                node,
+                new,
+                f"the operands of `{_SYMBOLS[type(node.op)]}` were swapped",
+            )
 
 
 def _range_off_by_one(ctx: _Context) -> Iterator[Mutation]:
@@ -215,36 +295,63 @@ def _range_off_by_one(ctx: _Context) -> Iterator[Mutation]:
             stop_index = 0 if len(node.args) == 1 else 1  # type: ignore[attr-defined]
             stop = node.args[stop_index]  # type: ignore[attr-defined]
             for delta in (1, -1):
-                yield ctx.replace("range-off-by-one", stop, _shifted(stop, delta),
-                                  f"range's stop `{ctx.text(stop)}` became `{_unparse(_shifted(stop, delta))}`")  # fmt: skip
+                yield ctx.replace(
+                    "range-off-by-one",
+                    stop,
+                    _shifted(stop, delta),
+                    f"range's stop `{ctx.text(stop)}` became `{_unparse(_shifted(stop, delta))}`",
+                )
             if len(node.args) >= 2:  # type: ignore[attr-defined]
                 start = node.args[0]  # type: ignore[attr-defined]
-                yield ctx.replace("range-off-by-one", start, _shifted(start, 1),
-                                  f"range's start `{ctx.text(start)}` became `{_unparse(_shifted(start, 1))}`")  # fmt: skip
+                yield ctx.replace(
+                    "range-off-by-one",
+                    start,
+                    _shifted(start, 1),
+                    f"range's start `{ctx.text(start)}` became `{_unparse(_shifted(start, 1))}`",
+                )
 
 
 def _index_off_by_one(ctx: _Context) -> Iterator[Mutation]:
     """`a[0]` -> `a[1]`, `a[i]` -> `a[i + 1]`, `a[-1]` -> `a[-2]`."""
     for node in ctx.nodes():
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and not isinstance(node.slice, ast.Slice):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Load)
+            and not isinstance(node.slice, ast.Slice)
+        ):
             index = node.slice
             if _is_int(index) or _is_negative_int(index):
                 value = ast.literal_eval(index)
                 new_value = value - 1 if value < 0 else value + 1
-                yield ctx.replace("index-off-by-one", index, repr(new_value), f"the index {value} became {new_value}")
+                yield ctx.replace(
+                    "index-off-by-one",
+                    index,
+                    repr(new_value),
+                    f"the index {value} became {new_value}",
+                )
             elif isinstance(index, (ast.Name, ast.BinOp)) and not _is_string_key_context(index):
-                yield ctx.replace("index-off-by-one", index, _shifted(index, 1),
-                                  f"the index `{ctx.text(index)}` became `{_unparse(_shifted(index, 1))}`")  # fmt: skip
+                yield ctx.replace(
+                    "index-off-by-one",
+                    index,
+                    _shifted(index, 1),
+                    f"the index `{ctx.text(index)}` became `{_unparse(_shifted(index, 1))}`",
+                )
 
 
 def _slice(ctx: _Context) -> Iterator[Mutation]:
     for node in ctx.nodes():
         if not isinstance(node, ast.Slice):
             continue
-        if node.step is not None and _is_negative_int(node.step) and ast.literal_eval(node.step) == -1:
+        if (
+            node.step is not None
+            and _is_negative_int(node.step)
+            and ast.literal_eval(node.step) == -1
+        ):
             new = copy.deepcopy(node)
             new.step = None
-            yield ctx.replace("slice", node, _slice_text(new), "the reversing step `::-1` was dropped")
+            yield ctx.replace(
+                "slice", node, _slice_text(new), "the reversing step `::-1` was dropped"
+            )
         for bound in ("lower", "upper"):
             value = getattr(node, bound)
             if value is None:
@@ -252,19 +359,32 @@ def _slice(ctx: _Context) -> Iterator[Mutation]:
             for delta in (1, -1):
                 new = copy.deepcopy(node)
                 setattr(new, bound, _shifted(value, delta))
-                yield ctx.replace("slice", node, _slice_text(new), f"the slice `{_slice_text(node)}` became `{_slice_text(new)}`")
+                yield ctx.replace(
+                    "slice",
+                    node,
+                    _slice_text(new),
+                    f"the slice `{_slice_text(node)}` became `{_slice_text(new)}`",
+                )
 
 
 def _inverted_condition(ctx: _Context) -> Iterator[Mutation]:
     for node in ctx.nodes():
-        if isinstance(node, (ast.If, ast.While, ast.IfExp)) or (isinstance(node, ast.comprehension) and node.ifs):
+        if isinstance(node, (ast.If, ast.While, ast.IfExp)) or (
+            isinstance(node, ast.comprehension) and node.ifs
+        ):
             tests = node.ifs if isinstance(node, ast.comprehension) else [node.test]
             for test in tests:
                 if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-                    yield ctx.replace("inverted-condition", test, test.operand, "a `not` was dropped")
+                    yield ctx.replace(
+                        "inverted-condition", test, test.operand, "a `not` was dropped"
+                    )
                 elif not (isinstance(node, ast.While) and _is_true(test)):
-                    yield ctx.replace("inverted-condition", test, ast.UnaryOp(ast.Not(), copy.deepcopy(test)),
-                                      "the condition was inverted")  # fmt: skip
+                    yield ctx.replace(
+                        "inverted-condition",
+                        test,
+                        ast.UnaryOp(ast.Not(), copy.deepcopy(test)),
+                        "the condition was inverted",
+                    )
 
 
 def _boolean_operator(ctx: _Context) -> Iterator[Mutation]:
@@ -273,18 +393,30 @@ def _boolean_operator(ctx: _Context) -> Iterator[Mutation]:
             swap = ast.Or if isinstance(node.op, ast.And) else ast.And
             new = copy.deepcopy(node)
             new.op = swap()
-            yield ctx.replace("boolean-operator", node, new, f"`{_SYMBOLS[type(node.op)]}` became `{_SYMBOLS[swap]}`")
+            yield ctx.replace(
+                "boolean-operator",
+                node,
+                new,
+                f"`{_SYMBOLS[type(node.op)]}` became `{_SYMBOLS[swap]}`",
+            )
 
 
 def _missing_return(ctx: _Context) -> Iterator[Mutation]:
     """The last statement, `return value`, forgotten (the function then returns None)."""
     body = ctx.function.body
     last = body[-1]
-    if len(body) < 2 or not isinstance(last, ast.Return) or last.value is None or _is_none(last.value):
+    if (
+        len(body) < 2
+        or not isinstance(last, ast.Return)
+        or last.value is None
+        or _is_none(last.value)
+    ):
         return
     start = (last.lineno, 0)
     end = (last.end_lineno or last.lineno, len(ctx.lines[(last.end_lineno or last.lineno) - 1]))
-    yield Mutation("missing-return", ctx.qualname, start, end, "", f"`{ctx.text(last)}` was left out")
+    yield Mutation(
+        "missing-return", ctx.qualname, start, end, "", f"`{ctx.text(last)}` was left out"
+    )
 
 
 def _wrong_variable(ctx: _Context) -> Iterator[Mutation]:
@@ -302,50 +434,101 @@ def _wrong_variable(ctx: _Context) -> Iterator[Mutation]:
 def _wrong_attribute(ctx: _Context) -> Iterator[Mutation]:
     if ctx.owner is None:
         return
-    attributes = sorted({node.attr for node in ast.walk(ctx.owner) if isinstance(node, ast.Attribute)
-                         and isinstance(node.value, ast.Name) and node.value.id == "self"
-                         and isinstance(node.ctx, ast.Store)})  # fmt: skip
+    attributes = sorted(
+        {
+            node.attr
+            for node in ast.walk(ctx.owner)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+            and isinstance(node.ctx, ast.Store)
+        }
+    )
     if len(attributes) < 2:
         return
     for node in ctx.nodes():
-        if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Name)
-                and node.value.id == "self" and node.attr in attributes):  # fmt: skip
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.ctx, ast.Load)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+            and node.attr in attributes
+        ):
             index = attributes.index(node.attr)
             other = attributes[(index + 1) % len(attributes)]
-            yield ctx.replace("wrong-attribute", node, f"self.{other}", f"`self.{node.attr}` became `self.{other}`")
+            yield ctx.replace(
+                "wrong-attribute",
+                node,
+                f"self.{other}",
+                f"`self.{node.attr}` became `self.{other}`",
+            )
 
 
 def _wrong_key(ctx: _Context) -> Iterator[Mutation]:
-    keys = sorted({node.slice.value for node in ast.walk(ctx.module) if isinstance(node, ast.Subscript)
-                   and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)})  # fmt: skip
+    keys = sorted(
+        {
+            node.slice.value
+            for node in ast.walk(ctx.module)
+            if isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        }
+    )
     if len(keys) < 2:
         return
     for node in ctx.nodes():
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in keys:
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and node.slice.value in keys
+        ):
             index = keys.index(node.slice.value)
             other = keys[(index + 1) % len(keys)]
-            yield ctx.replace("wrong-key", node.slice, repr(other), f"the key {node.slice.value!r} became {other!r}")
+            yield ctx.replace(
+                "wrong-key",
+                node.slice,
+                repr(other),
+                f"the key {node.slice.value!r} became {other!r}",
+            )
 
 
 def _swapped_arguments(ctx: _Context) -> Iterator[Mutation]:
     for node in ctx.nodes():
-        if isinstance(node, ast.Call) and len(node.args) >= 2 and not any(isinstance(a, ast.Starred) for a in node.args[:2]):
+        if (
+            isinstance(node, ast.Call)
+            and len(node.args) >= 2
+            and not any(isinstance(a, ast.Starred) for a in node.args[:2])
+        ):
             first, second = node.args[0], node.args[1]
-            if ctx.text(first) == ctx.text(second) or _is_call_to(node, "range", "print", "isinstance", "setattr", "getattr"):
+            if ctx.text(first) == ctx.text(second) or _is_call_to(
+                node, "range", "print", "isinstance", "setattr", "getattr"
+            ):
                 continue
             new = copy.deepcopy(node)
             new.args[0], new.args[1] = new.args[1], new.args[0]
-            yield ctx.replace("swapped-arguments", node, new, f"the first two arguments of `{ctx.text(node.func)}` were swapped")
+            yield ctx.replace(
+                "swapped-arguments",
+                node,
+                new,
+                f"the first two arguments of `{ctx.text(node.func)}` were swapped",
+            )
 
 
 def _defaults(ctx: _Context) -> Iterator[Mutation]:
     args = ctx.function.args
     for default in [*args.defaults, *(d for d in args.kw_defaults if d is not None)]:
         if isinstance(default, ast.Constant) and isinstance(default.value, bool):
-            yield ctx.replace("wrong-default", default, repr(not default.value), f"the default {default.value} became {not default.value}")
-        elif _is_int(default):
-            new = default.value + 1  # type: ignore[attr-defined]
-            yield ctx.replace("wrong-default", default, repr(new), f"the default {default.value} became {new}")  # type: ignore[attr-defined]
+            yield ctx.replace(
+                "wrong-default",
+                default,
+                repr(not default.value),
+                f"the default {default.value} became {not default.value}",
+            )
+        elif isinstance(default, ast.Constant) and type(default.value) is int:
+            new = default.value + 1
+            yield ctx.replace(
+                "wrong-default", default, repr(new), f"the default {default.value} became {new}"
+            )
     yield from _mutable_default(ctx)
 
 
@@ -354,11 +537,17 @@ def _mutable_default(ctx: _Context) -> Iterator[Mutation]:
     the list is shared by every call. The mutation spans the signature to the guard."""
     function, args = ctx.function, ctx.function.args
     positional = [*args.posonlyargs, *args.args]
-    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults, strict=True):
+    for arg, default in zip(
+        positional[len(positional) - len(args.defaults) :], args.defaults, strict=True
+    ):
         if not _is_none(default):
             continue
         guard = next((s for s in function.body if _is_none_guard(s, arg.arg)), None)
-        if guard is None or guard is not function.body[0] and not _only_docstring_before(function, guard):
+        if (
+            guard is None
+            or guard is not function.body[0]
+            and not _only_docstring_before(function, guard)
+        ):
             continue
         empty = _unparse(guard.body[0].value)  # type: ignore[attr-defined]
         start, default_end = ctx.position(default)
@@ -368,26 +557,51 @@ def _mutable_default(ctx: _Context) -> Iterator[Mutation]:
         # Keep what lies between the default and the guard's line (the rest of the signature, a
         # docstring), without the line break that ends it: the guard's own line break stays.
         between = source[_offset(ctx.lines, *default_end) : _offset(ctx.lines, guard.lineno, 0)]
-        yield Mutation("mutable-default", ctx.qualname, start, end, empty + between.rstrip("\r\n"),
-                       f"`{arg.arg}=None` with a fresh `{empty}` per call became a shared `{arg.arg}={empty}`")  # fmt: skip
+        yield Mutation(
+            "mutable-default",
+            ctx.qualname,
+            start,
+            end,
+            empty + between.rstrip("\r\n"),
+            f"`{arg.arg}=None` with a fresh `{empty}` per call became a shared `{arg.arg}={empty}`",
+        )
 
 
 def _wrong_builtin(ctx: _Context) -> Iterator[Mutation]:
     for node in ctx.nodes():
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _BUILTIN_SWAPS:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _BUILTIN_SWAPS
+        ):
             other = _BUILTIN_SWAPS[node.func.id]
-            yield ctx.replace("wrong-builtin", node.func, other, f"`{node.func.id}` became `{other}`")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _METHOD_SWAPS:
+            yield ctx.replace(
+                "wrong-builtin", node.func, other, f"`{node.func.id}` became `{other}`"
+            )
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _METHOD_SWAPS
+        ):
             other = _METHOD_SWAPS[node.func.attr]
             new = copy.deepcopy(node.func)
             new.attr = other
-            yield ctx.replace("wrong-builtin", node.func, new, f"`.{node.func.attr}(...)` became `.{other}(...)`")
-        elif _is_call_to(node, "sorted") or (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                                             and node.func.attr == "sort"):  # fmt: skip
+            yield ctx.replace(
+                "wrong-builtin", node.func, new, f"`.{node.func.attr}(...)` became `.{other}(...)`"
+            )
+        elif _is_call_to(node, "sorted") or (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "sort"
+        ):
             reverse = next((k for k in node.keywords if k.arg == "reverse"), None)  # type: ignore[attr-defined]
             if reverse is not None and isinstance(reverse.value, ast.Constant):
-                yield ctx.replace("wrong-builtin", reverse.value, repr(not reverse.value.value),
-                                  f"reverse={reverse.value.value} became reverse={not reverse.value.value}")  # fmt: skip
+                yield ctx.replace(
+                    "wrong-builtin",
+                    reverse.value,
+                    repr(not reverse.value.value),
+                    f"reverse={reverse.value.value!r} became reverse={not reverse.value.value}",
+                )
 
 
 def _constant(ctx: _Context) -> Iterator[Mutation]:
@@ -396,19 +610,52 @@ def _constant(ctx: _Context) -> Iterator[Mutation]:
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
             value = node.value.value
             if isinstance(value, bool):
-                yield ctx.replace("constant", node.value, repr(not value), f"the initial {value} became {not value}")
+                yield ctx.replace(
+                    "constant",
+                    node.value,
+                    repr(not value),
+                    f"the initial {value} became {not value}",
+                )
             elif isinstance(value, int) and value in (0, 1):
-                yield ctx.replace("constant", node.value, repr(1 - value), f"the initial {value} became {1 - value}")
-        elif isinstance(node, ast.Return) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, bool):
+                yield ctx.replace(
+                    "constant",
+                    node.value,
+                    repr(1 - value),
+                    f"the initial {value} became {1 - value}",
+                )
+        elif (
+            isinstance(node, ast.Return)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, bool)
+        ):
             value = node.value.value
-            yield ctx.replace("constant", node.value, repr(not value), f"`return {value}` became `return {not value}`")
+            yield ctx.replace(
+                "constant",
+                node.value,
+                repr(not value),
+                f"`return {value}` became `return {not value}`",
+            )
 
 
 _OPERATORS: tuple[Callable[[_Context], Iterator[Mutation]], ...] = (
-    _comparison, _boundary, _arithmetic, _swapped_operands, _range_off_by_one, _index_off_by_one,
-    _slice, _inverted_condition, _boolean_operator, _missing_return, _wrong_variable,
-    _wrong_attribute, _wrong_key, _swapped_arguments, _defaults, _wrong_builtin, _constant,
-)  # fmt: skip
+    _comparison,
+    _boundary,
+    _arithmetic,
+    _swapped_operands,
+    _range_off_by_one,
+    _index_off_by_one,
+    _slice,
+    _inverted_condition,
+    _boolean_operator,
+    _missing_return,
+    _wrong_variable,
+    _wrong_attribute,
+    _wrong_key,
+    _swapped_arguments,
+    _defaults,
+    _wrong_builtin,
+    _constant,
+)
 
 
 # --- small helpers -------------------------------------------------------------------------------
@@ -461,8 +708,12 @@ def _is_call_to(node: ast.AST, *names: str) -> bool:
 def _is_string_concat(node: ast.BinOp | ast.AugAssign) -> bool:
     value = node.value if isinstance(node, ast.AugAssign) else node.left
     right = node.value if isinstance(node, ast.AugAssign) else node.right
-    return any(isinstance(n, (ast.JoinedStr, ast.List)) or isinstance(n, ast.Constant) and isinstance(n.value, str)
-               for n in (value, right))  # fmt: skip
+    return any(
+        isinstance(n, (ast.JoinedStr, ast.List))
+        or isinstance(n, ast.Constant)
+        and isinstance(n.value, str)
+        for n in (value, right)
+    )
 
 
 def _is_string_key_context(node: ast.AST) -> bool:
@@ -473,7 +724,11 @@ def _shifted(node: ast.expr, delta: int) -> ast.expr:
     """`node + delta`, folded for literals and for `x + k` / `x - k`."""
     if _is_int(node):
         return ast.Constant(node.value + delta)  # type: ignore[attr-defined]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)) and _is_int(node.right):
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, (ast.Add, ast.Sub))
+        and _is_int(node.right)
+    ):
         k = node.right.value if isinstance(node.op, ast.Add) else -node.right.value  # type: ignore[attr-defined]
         k += delta
         if k == 0:
@@ -496,16 +751,35 @@ def _is_none_guard(statement: ast.stmt, name: str) -> bool:
     if not (isinstance(statement, ast.If) and not statement.orelse and len(statement.body) == 1):
         return False
     test, body = statement.test, statement.body[0]
-    is_check = (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == name
-                and isinstance(test.ops[0], ast.Is) and _is_none(test.comparators[0]))  # fmt: skip
-    empty = isinstance(body, ast.Assign) and isinstance(body.value, (ast.List, ast.Dict, ast.Set)) or (
-        isinstance(body, ast.Assign) and isinstance(body.value, ast.Call) and isinstance(body.value.func, ast.Name)
-        and body.value.func.id in ("list", "dict", "set") and not body.value.args)  # fmt: skip
-    targets = isinstance(body, ast.Assign) and [t.id for t in body.targets if isinstance(t, ast.Name)] == [name]
+    is_check = (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == name
+        and isinstance(test.ops[0], ast.Is)
+        and _is_none(test.comparators[0])
+    )
+    empty = (
+        isinstance(body, ast.Assign)
+        and isinstance(body.value, (ast.List, ast.Dict, ast.Set))
+        or (
+            isinstance(body, ast.Assign)
+            and isinstance(body.value, ast.Call)
+            and isinstance(body.value.func, ast.Name)
+            and body.value.func.id in ("list", "dict", "set")
+            and not body.value.args
+        )
+    )
+    targets = isinstance(body, ast.Assign) and [
+        t.id for t in body.targets if isinstance(t, ast.Name)
+    ] == [name]
     return is_check and empty and bool(targets)
 
 
 def _only_docstring_before(function: _Function, statement: ast.stmt) -> bool:
     index = function.body.index(statement)
     before = function.body[:index]
-    return len(before) == 1 and isinstance(before[0], ast.Expr) and isinstance(before[0].value, ast.Constant)
+    return (
+        len(before) == 1
+        and isinstance(before[0], ast.Expr)
+        and isinstance(before[0].value, ast.Constant)
+    )

@@ -159,7 +159,8 @@ def test_the_loop_and_the_naive_anchor_run_side_by_side_on_a_case(tmp_path, caps
         requests = [r.body["messages"] for r in server.chat_requests]
     assert code == 0
     records = bench.read_records(out)
-    assert sorted((r["style"], r["verified"]) for r in records) == [("anchor", True)] * 2 + [("explain+refine", True)] * 2
+    verdicts = sorted((r["style"], r["verified"]) for r in records)
+    assert verdicts == [("anchor", True)] * 2 + [("explain+refine", True)] * 2
     plain = [m for m in requests if len(m) == 1]
     assert len(plain) == 2 and plain[0][0]["role"] == "user"
     assert "bank/account.py:\n```python\n" in plain[0][0]["content"]

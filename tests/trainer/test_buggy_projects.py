@@ -11,13 +11,19 @@ import pytest
 
 from benchmarks.cases.check_cases import check_case, load_case, load_cases
 from trainer import buggy_projects
-from trainer.buggy_projects import SourceProject, generate, heldout_suite, mbpp_project, mbpp_projects
+from trainer.buggy_projects import (
+    SourceProject,
+    generate,
+    heldout_suite,
+    mbpp_project,
+    mbpp_projects,
+)
 from trainer.data import mbpp
 
 ROOT = Path(__file__).resolve().parents[2]
 MBPP_DIR = ROOT.parent / "shared" / "data" / "mbpp"
 
-ACCOUNT = '''\
+ACCOUNT = """\
 class Account:
     def __init__(self, balance):
         self.balance = balance
@@ -31,8 +37,8 @@ class Account:
 
 def untested(x):
     return x * 2 + 1
-'''
-ACCOUNT_TESTS = '''\
+"""
+ACCOUNT_TESTS = """\
 import pytest
 
 from bank import Account
@@ -49,11 +55,15 @@ def test_withdraw_everything():
 def test_overdraft_refused():
     with pytest.raises(ValueError):
         Account(10).withdraw(11)
-'''
+"""
 
 
 def account_project(tests: str = ACCOUNT_TESTS) -> SourceProject:
-    files = {"bank.py": ACCOUNT, "tests/test_bank.py": tests, "pyproject.toml": buggy_projects.PYPROJECT}
+    files = {
+        "bank.py": ACCOUNT,
+        "tests/test_bank.py": tests,
+        "pyproject.toml": buggy_projects.PYPROJECT,
+    }
     return SourceProject("bank", files, "test/bank", "MIT")
 
 
@@ -62,11 +72,14 @@ def test_every_kept_bug_is_caught_by_a_test_and_makes_a_consistent_case(tmp_path
     assert len(bugs) == 3
     assert len({bug.mutation.operator for bug in bugs}) == 3  # spread over operators
     for bug in bugs:
-        assert bug.failing and bug.mutation.function.startswith("Account.")  # `untested` is never caught
+        assert bug.failing and bug.mutation.function.startswith(
+            "Account."
+        )  # `untested` is never caught
         assert set(bug.failing) | set(bug.passing) == {
-            "tests/test_bank.py::test_withdraw_part", "tests/test_bank.py::test_withdraw_everything",
+            "tests/test_bank.py::test_withdraw_part",
+            "tests/test_bank.py::test_withdraw_everything",
             "tests/test_bank.py::test_overdraft_refused",
-        }  # fmt: skip
+        }
         report = check_case(load_case(bug.write(tmp_path / bug.name)))
         assert report.ok, report.problems
 
@@ -91,7 +104,11 @@ def test_an_mbpp_problem_becomes_a_project_whose_tests_pass(tmp_path):
     (task,) = [t for t in mbpp.load("train", str(MBPP_DIR)) if t.id == "mbpp/602"]
     project = mbpp_project(task.id, task.reference, task.tests, task.setup, task.entry_point)
     assert project is not None and project.origin == "mbpp/602"
-    assert sorted(project.files) == ["first_repeated_char.py", "pyproject.toml", "tests/test_first_repeated_char.py"]
+    assert sorted(project.files) == [
+        "first_repeated_char.py",
+        "pyproject.toml",
+        "tests/test_first_repeated_char.py",
+    ]
     test_file = project.files["tests/test_first_repeated_char.py"]
     assert "from first_repeated_char import first_repeated_char" in test_file
     assert "def test_first_repeated_char_1():\n    assert first_repeated_char(" in test_file

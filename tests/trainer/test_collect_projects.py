@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ledex import dialogue
+from ledex.sandbox import isolation
 from tests.support.openai_loopback import LoopbackServer
 from tests.trainer.test_buggy_projects import ACCOUNT, account_project
 from trainer import collect_projects
@@ -38,8 +39,15 @@ def wrong_unless_hinted(messages, params) -> str:
 
 
 def config(tmp_path: Path, server: LoopbackServer, **overrides) -> ProjectCollectConfig:
-    settings = {"teacher": f"openai:{server.url}#m", "per_project": 2, "refinements": 2,
-                "output_dir": str(tmp_path / "out"), "progress": False, "timeout": 60.0, **overrides}  # fmt: skip
+    settings = {
+        "teacher": f"openai:{server.url}#m",
+        "per_project": 2,
+        "refinements": 2,
+        "output_dir": str(tmp_path / "out"),
+        "progress": False,
+        "timeout": 60.0,
+        **overrides,
+    }
     return ProjectCollectConfig(**settings)
 
 
@@ -55,20 +63,31 @@ def test_each_bug_gets_a_verified_repair_in_the_editor_prompt(tmp_path):
     bugs = [json.loads(line) for line in (out / "bugs.jsonl").read_text().splitlines()]
     assert len(bugs) == 2 and all(bug["function"].startswith("Account.") for bug in bugs)
     records = trajectories(out)
-    assert len(records) == 2 and all(r.verified and r.source == "mbpp-bugs" and not r.hint for r in records)
+    assert len(records) == 2 and all(
+        r.verified and r.source == "mbpp-bugs" and not r.hint for r in records
+    )
     assert len(requests) == 2  # the loop stops at the first verified candidate
     for record, request in zip(records, requests, strict=True):
         # The record rebuilds exactly the conversation the teacher was sent ...
         sent = request.body["messages"]
-        assert dialogue.build_conversation(record.task, record.wrong_code, record.feedback, style="explain+refine") == sent
+        assert (
+            dialogue.build_conversation(
+                record.task, record.wrong_code, record.feedback, style="explain+refine"
+            )
+            == sent
+        )
         # ... and the SFT example is that conversation plus the verified answer.
         example = to_example(record)
         assert example["prompt"] == sent
-        assert example["completion"][0]["content"] == dialogue.format_reply(EXPLANATION, record.refinement)
+        assert example["completion"][0]["content"] == dialogue.format_reply(
+            EXPLANATION, record.refinement
+        )
         assert "class Account" in record.wrong_code and "tests/test_bank.py" in record.feedback
     assert table["bugs"] == 2 and table["repaired"] == 2 and table["repaired_with_hint_only"] == 0
     assert table["timing"]["verified"] == 2 and table["timing"]["verification"] > 0
     assert "| 1 | 2 |" in (out / "table.md").read_text()
+    assert table["sandbox"]["mode"] == isolation.mode()  # what verified the repairs
+    assert "Verified in the sandbox: " in (out / "table.md").read_text()
 
 
 def test_the_training_prompt_is_the_prompt_ledex_fix_sends(tmp_path):
@@ -79,9 +98,26 @@ def test_the_training_prompt_is_the_prompt_ledex_fix_sends(tmp_path):
     project = bug.write(tmp_path / "project")
     (project / "case.json").unlink()
     with LoopbackServer(reply=right) as server:
-        command = [sys.executable, "-m", "ledex", "fix", str(project), "--model", f"openai:{server.url}#m",
-                   "-n", "2", "--rounds", "1", "--test", bug.failing[0], "--python", sys.executable]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+        command = [
+            sys.executable,
+            "-m",
+            "ledex",
+            "fix",
+            str(project),
+            "--model",
+            f"openai:{server.url}#m",
+            "-n",
+            "2",
+            "--rounds",
+            "1",
+            "--test",
+            bug.failing[0],
+            "--python",
+            sys.executable,
+        ]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=300, env=dict(os.environ)
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         served = server.chat_requests[0].body["messages"]
     assert served == collected
@@ -110,7 +146,9 @@ def test_a_rerun_resumes_and_a_fresh_folder_resumes_from_the_committed_snapshot(
         ProjectCollector(fresh).run([account_project()])
         assert len(server.chat_requests) == 2
     snapshot = gzip.decompress((data / "trajectories.jsonl.gz").read_bytes()).decode()
-    assert [json.loads(line)["key"] for line in snapshot.splitlines()] == [r.key for r in trajectories(tmp_path / "out")]
+    assert [json.loads(line)["key"] for line in snapshot.splitlines()] == [
+        r.key for r in trajectories(tmp_path / "out")
+    ]
     assert (tmp_path / "fresh" / "trajectories.jsonl").read_text() == snapshot
     assert "| 1 | 2 |" in (data / "table.md").read_text()
     examples, counts = load_examples(data)  # SFT reads the committed snapshot as it is

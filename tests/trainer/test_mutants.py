@@ -67,10 +67,16 @@ def all_mutations():
 
 # (operator, a line before, the same line after)
 EXPECTED = [
-    ("comparison", "        if items[i] > 0 and i not in seen:  # a comment that must survive",
-     "        if items[i] >= 0 and i not in seen:  # a comment that must survive"),
-    ("comparison", "        if items[i] > 0 and i not in seen:  # a comment that must survive",
-     "        if items[i] > 0 and i in seen:  # a comment that must survive"),
+    (
+        "comparison",
+        "        if items[i] > 0 and i not in seen:  # a comment that must survive",
+        "        if items[i] >= 0 and i not in seen:  # a comment that must survive",
+    ),
+    (
+        "comparison",
+        "        if items[i] > 0 and i not in seen:  # a comment that must survive",
+        "        if items[i] > 0 and i in seen:  # a comment that must survive",
+    ),
     ("boundary", "    while n > 0:", "    while n > 1:"),
     ("arithmetic", "            acc += items[i] * 2", "            acc -= items[i] * 2"),
     ("arithmetic", "        n = n - 2", "        n = n + 2"),
@@ -78,25 +84,52 @@ EXPECTED = [
     ("range-off-by-one", "    for i in range(len(items)):", "    for i in range(len(items) - 1):"),
     ("range-off-by-one", "    for i in range(len(items)):", "    for i in range(len(items) + 1):"),
     ("index-off-by-one", "            acc += items[i] * 2", "            acc += items[i + 1] * 2"),
-    ("slice", "    return word[::-1][1:] + max(word) + config[\"name\"] + config[\"label\"]",
-     "    return word[:][1:] + max(word) + config[\"name\"] + config[\"label\"]"),
-    ("slice", "    return word[::-1][1:] + max(word) + config[\"name\"] + config[\"label\"]",
-     "    return word[::-1][2:] + max(word) + config[\"name\"] + config[\"label\"]"),
-    ("inverted-condition", "        if not amount <= self.balance:", "        if amount <= self.balance:"),
-    ("boolean-operator", "        if items[i] > 0 and i not in seen:  # a comment that must survive",
-     "        if items[i] > 0 or i not in seen:  # a comment that must survive"),
+    (
+        "slice",
+        '    return word[::-1][1:] + max(word) + config["name"] + config["label"]',
+        '    return word[:][1:] + max(word) + config["name"] + config["label"]',
+    ),
+    (
+        "slice",
+        '    return word[::-1][1:] + max(word) + config["name"] + config["label"]',
+        '    return word[::-1][2:] + max(word) + config["name"] + config["label"]',
+    ),
+    (
+        "inverted-condition",
+        "        if not amount <= self.balance:",
+        "        if amount <= self.balance:",
+    ),
+    (
+        "boolean-operator",
+        "        if items[i] > 0 and i not in seen:  # a comment that must survive",
+        "        if items[i] > 0 or i not in seen:  # a comment that must survive",
+    ),
     ("wrong-variable", "    return acc", "    return i"),
     ("wrong-attribute", "        return self.balance", "        return self.history"),
-    ("wrong-key", "    return word[::-1][1:] + max(word) + config[\"name\"] + config[\"label\"]",
-     "    return word[::-1][1:] + max(word) + config['label'] + config[\"label\"]"),
+    (
+        "wrong-key",
+        '    return word[::-1][1:] + max(word) + config["name"] + config["label"]',
+        "    return word[::-1][1:] + max(word) + config['label'] + config[\"label\"]",
+    ),
     ("swapped-arguments", "    return math.floor(n) == 0", None),  # one argument: nothing to swap
-    ("wrong-default", "    def withdraw(self, amount, strict=True):", "    def withdraw(self, amount, strict=False):"),
-    ("wrong-builtin", "    return word[::-1][1:] + max(word) + config[\"name\"] + config[\"label\"]",
-     "    return word[::-1][1:] + min(word) + config[\"name\"] + config[\"label\"]"),
-    ("wrong-builtin", "        self.history.append(-amount)", "        self.history.extend(-amount)"),
+    (
+        "wrong-default",
+        "    def withdraw(self, amount, strict=True):",
+        "    def withdraw(self, amount, strict=False):",
+    ),
+    (
+        "wrong-builtin",
+        '    return word[::-1][1:] + max(word) + config["name"] + config["label"]',
+        '    return word[::-1][1:] + min(word) + config["name"] + config["label"]',
+    ),
+    (
+        "wrong-builtin",
+        "        self.history.append(-amount)",
+        "        self.history.extend(-amount)",
+    ),
     ("constant", "    found = False", "    found = True"),
     ("constant", "    acc = 0", "    acc = 1"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("operator", "before", "after"), EXPECTED)
@@ -109,7 +142,11 @@ def test_each_operator_changes_one_line_and_keeps_the_rest(all_mutations, operat
 
 
 def test_missing_return_deletes_the_final_return_only(all_mutations):
-    found = {m.function: changed(SOURCE, m.apply(SOURCE)) for m in all_mutations if m.operator == "missing-return"}
+    found = {
+        m.function: changed(SOURCE, m.apply(SOURCE))
+        for m in all_mutations
+        if m.operator == "missing-return"
+    }
     assert found["total"] == (["    return acc"], [])
     assert found["Account.withdraw"] == (["        return self.balance"], [])
     assert "tail" not in found  # its only statement: without it the function would be empty
@@ -126,7 +163,9 @@ def test_mutable_default_shares_one_list_between_calls(all_mutations):
 def test_every_mutant_parses_differs_and_stays_inside_a_function(all_mutations):
     assert {m.operator for m in all_mutations} <= set(OPERATORS)
     assert len({m.operator for m in all_mutations}) >= 15
-    functions = {node.name for node in ast.walk(ast.parse(SOURCE)) if isinstance(node, ast.FunctionDef)}
+    functions = {
+        node.name for node in ast.walk(ast.parse(SOURCE)) if isinstance(node, ast.FunctionDef)
+    }
     texts = set()
     for mutation in all_mutations:
         mutated = mutation.apply(SOURCE)
