@@ -207,24 +207,30 @@ class Editor:
 
     async def save_to_verified_quick_fix(
         self, relpath: str, test_file: str, node: str, timeout: float = 900
-    ) -> float:
-        """From the save until the quick-fix for `node` is a verified fix (prefetch on)."""
+    ) -> float | None:
+        """From the save until the quick-fix for `node` is a verified fix (prefetch on); None when
+        the background repair ended without one."""
         started = time.perf_counter()
         await self.save_to_diagnostics(relpath)
         while time.perf_counter() - started < timeout:
-            if "(verified fix for" in (await self.quick_fix(test_file, node)).get("title", ""):
+            title = (await self.quick_fix(test_file, node)).get("title", "")
+            if "(verified fix for" in title:
                 return time.perf_counter() - started
+            if "the last attempt was not verified" in title:
+                return None
             await asyncio.sleep(0.05)
         raise RuntimeError(f"no verified quick-fix for {node} within {timeout:.0f}s")
 
-    async def action_to_edit(self, test_file: str, node: str) -> float:
+    async def action_to_edit(self, test_file: str, node: str) -> float | None:
         from lsprotocol import types
 
         command = (await self.quick_fix(test_file, node))["command"]
         started = time.perf_counter()
-        await self.client.workspace_execute_command_async(
+        result = await self.client.workspace_execute_command_async(
             types.ExecuteCommandParams(command=command["command"], arguments=command["arguments"])
         )
+        if not (result or {}).get("applied"):
+            return None  # no verified fix to deliver
         applied = await asyncio.wait_for(self.edits.get(), 5)
         return applied - started
 
@@ -258,6 +264,13 @@ async def measure_case(case: Case, scratch: Path, repeat: int, model: str | None
         await early.run_tests()
         # its first background repair (it also loads the model) ends before anything is timed
         await early.save_to_verified_quick_fix(case.bug_file, test_file, node)
+
+        def keep(values: list[float], seconds: float | None, what: str, index: int) -> None:
+            if seconds is None:
+                times.notes.append(f"run {index + 1}: {what}: no verified fix (not timed)")
+            else:
+                values.append(seconds)
+
         for index in range(repeat):
             times.pytest_alone.append(await asyncio.to_thread(time_pytest_alone, project))
             times.save_to_diagnostics.append(await editor.save_to_diagnostics(case.bug_file))
@@ -268,14 +281,21 @@ async def measure_case(case: Case, scratch: Path, repeat: int, model: str | None
             # prefetch off: the failure is new after this save; the user asks at once
             _touch(project, case.bug_file, index, "off")
             seen = await editor.save_to_diagnostics(case.bug_file)
-            times.action_to_edit.append(await editor.action_to_edit(test_file, node))
-            times.save_to_fix.append(seen + times.action_to_edit[-1])
+            action = await editor.action_to_edit(test_file, node)
+            keep(times.action_to_edit, action, "prefetch off", index)
+            if action is not None:
+                times.save_to_fix.append(seen + action)
             # prefetch on: the fix is verified in the background; then the user asks
             _touch(prefetched, case.bug_file, index, "on")
-            times.prefetch_save_to_fix.append(
-                await early.save_to_verified_quick_fix(case.bug_file, test_file, node)
-            )
-            times.prefetch_action_to_edit.append(await early.action_to_edit(test_file, node))
+            ready = await early.save_to_verified_quick_fix(case.bug_file, test_file, node)
+            keep(times.prefetch_save_to_fix, ready, "prefetch on", index)
+            if ready is not None:
+                keep(
+                    times.prefetch_action_to_edit,
+                    await early.action_to_edit(test_file, node),
+                    "prefetch on",
+                    index,
+                )
     finally:
         await editor.stop()
         await early.stop()
@@ -289,7 +309,14 @@ def print_table(results: list[CaseTimes]) -> None:
     from rich.table import Table
 
     console = Console(highlight=False, width=200)
-    median = statistics.median
+
+    def med(values: list[float]) -> str:
+        return f"{statistics.median(values):.2f}" if values else "-"
+
+    def times(numerator: list[float], denominator: list[float]) -> str:
+        value = ratio(numerator, denominator)
+        return f"{value:.2f}x" if value is not None else "-"
+
     table = Table(title="ledex serve vs. the same work without the server (medians, seconds)")
     for name in ("case", "pytest alone", "save->diagnostics", "ratio", "ledex fix",
                  "off: action->edit", "off: save->fix", "ratio", "on: save->fix", "ratio",
@@ -297,16 +324,19 @@ def print_table(results: list[CaseTimes]) -> None:
         table.add_column(name, justify="left" if name == "case" else "right")
     for t in results:
         table.add_row(
-            t.case, f"{median(t.pytest_alone):.2f}", f"{median(t.save_to_diagnostics):.2f}",
-            f"{ratio(t.save_to_diagnostics, t.pytest_alone):.2f}x", f"{median(t.fix_command):.2f}",
-            f"{median(t.action_to_edit):.2f}", f"{median(t.save_to_fix):.2f}",
-            f"{ratio(t.save_to_fix, t.fix_command):.2f}x", f"{median(t.prefetch_save_to_fix):.2f}",
-            f"{ratio(t.prefetch_save_to_fix, t.fix_command):.2f}x", f"{median(t.prefetch_action_to_edit):.2f}",
+            t.case, med(t.pytest_alone), med(t.save_to_diagnostics),
+            times(t.save_to_diagnostics, t.pytest_alone), med(t.fix_command),
+            med(t.action_to_edit), med(t.save_to_fix), times(t.save_to_fix, t.fix_command),
+            med(t.prefetch_save_to_fix), times(t.prefetch_save_to_fix, t.fix_command),
+            med(t.prefetch_action_to_edit),
         )  # fmt: skip
     console.print(table)
 
-    def summary(values: list[float], unit: str = "x") -> str:
-        return f"{median(values):.2f}{unit} (range {min(values):.2f}-{max(values):.2f})"
+    def summary(values: list[float | None], unit: str = "x") -> str:
+        known = [v for v in values if v is not None]
+        if not known:
+            return "-"
+        return f"{statistics.median(known):.2f}{unit} (range {min(known):.2f}-{max(known):.2f})"
 
     console.print(
         "medians over the cases: save->diagnostics / pytest alone "
@@ -316,7 +346,13 @@ def print_table(results: list[CaseTimes]) -> None:
         + "; prefetch on: save->fix / ledex fix "
         + summary([ratio(t.prefetch_save_to_fix, t.fix_command) for t in results])
         + " (goal <= 0.8), action->edit "
-        + summary([median(t.prefetch_action_to_edit) for t in results], " s")
+        + summary(
+            [
+                statistics.median(t.prefetch_action_to_edit) if t.prefetch_action_to_edit else None
+                for t in results
+            ],
+            " s",
+        )  # fmt: skip
         + " (goal <= 1 s)"
     )
     for t in results:
