@@ -9,7 +9,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
-from ledex import patching, source_text
+from ledex import source_text
 
 
 def uri_of(path: str | os.PathLike[str]) -> str:
@@ -77,29 +77,6 @@ def overlaps(a: types.Range, b: types.Range) -> bool:
         (a.end.line, a.end.character) < (b.start.line, b.start.character)
         or (b.end.line, b.end.character) < (a.start.line, a.start.character)
     )
-
-
-def text_edits(
-    source: str, edits: tuple[patching.TextEdit, ...], encoding: str
-) -> list[types.TextEdit]:
-    """ledex's line edits of `source` as LSP text edits (which the client applies all at once,
-    against the original text, so no offsets need adjusting)."""
-    lines = source.splitlines(keepends=True)
-    result: list[types.TextEdit] = []
-    for edit in sorted(edits, key=lambda e: e.start_line):
-        start = types.Position(edit.start_line - 1, 0)
-        text = edit.text
-        if edit.end_line < edit.start_line:  # an insertion before start_line
-            end = start
-        elif edit.end_line >= len(lines) and not lines[-1].endswith(("\n", "\r")):
-            # the definition ends the file without a newline: end at the end of that line
-            last = lines[-1]
-            end = types.Position(len(lines) - 1, units(last, encoding))
-            text = text.rstrip("\r\n")
-        else:
-            end = types.Position(edit.end_line, 0)
-        result.append(types.TextEdit(range=types.Range(start, end), new_text=text))
-    return result
 
 
 def workspace_edit(

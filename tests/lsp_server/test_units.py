@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from lsprotocol import types
+from pytest_lsp import client_capabilities
 
 from ledex import patching
+from ledex.source_text import SourceFormat, newline_of, normalise
+from lsp_server.client_features import ClientFeatures
 from lsp_server.fix_request import FixRequest, one_line
 from lsp_server.settings import Settings, from_client
-from lsp_server.text import apply_text_edits, diff_edits, text_edits
+from lsp_server.text import apply_text_edits, canonical_uri, diff_edits, uri_of
 
 
 def test_settings_from_initialization_options_then_configuration():
@@ -52,11 +56,35 @@ def test_patch_edits_become_lsp_edits_that_give_the_patched_text():
     fixed = "import math\n\ndef f(x):\n    return math.floor(x)\n\ndef g(y):\n    return -y\n"
     patch = patching.apply_fix(source, fixed)
     assert isinstance(patch, patching.Patch) and patch.added_imports == ("import math",)
-    edits = text_edits(patch.source, patch.edits, "utf-16")
+    edits = diff_edits(source, patch.new_source, "utf-16")
     assert apply_text_edits(source, edits) == patch.new_source
-    assert (
-        apply_text_edits(source, diff_edits(source, patch.new_source, "utf-16")) == patch.new_source
+
+
+def test_crlf_text_gets_crlf_edits():
+    stored = "def f(x):\r\n    return x + 1\r\n\r\n\r\ndef g():\r\n    pass\r\n"
+    fixed = normalise(stored).replace("x + 1", "x - 1")
+    new = SourceFormat(newline=newline_of(stored)).to_editor(fixed)
+    edits = diff_edits(stored, new, "utf-16")
+    assert [e.new_text for e in edits] == ["    return x - 1\r\n"]
+    assert apply_text_edits(stored, edits) == stored.replace("x + 1", "x - 1")
+
+
+def test_uris_are_compared_in_one_spelling():
+    quoted = uri_of("/tmp/my project é/x.py")
+    assert quoted == "file:///tmp/my%20project%20%C3%A9/x.py"
+    assert canonical_uri("file:///tmp/my project é/x.py") == quoted == canonical_uri(quoted)
+    assert canonical_uri("untitled:Untitled-1") == "untitled:Untitled-1"
+
+
+def test_client_features_are_read_once_from_the_capabilities():
+    vscode = ClientFeatures.of(client_capabilities("visual-studio-code"), "utf-16")
+    assert vscode.apply_edit and vscode.document_changes and vscode.work_done_progress
+    assert vscode.resolve_edit and vscode.markdown_hover and vscode.configuration
+    bare = ClientFeatures.of(types.ClientCapabilities())
+    assert not (
+        bare.apply_edit or bare.document_changes or bare.work_done_progress or bare.resolve_edit
     )
+    assert bare.position_encoding == "utf-16"
 
 
 def test_fix_requests_round_trip_and_reject_garbage():
