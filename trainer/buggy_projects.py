@@ -205,9 +205,8 @@ def generate(
                 continue
             folder = source.write(Path(scratch) / source.name)
             clean = run_pytest(folder, ["tests"], python=python, timeout=timeout)
-            if (
-                clean.status == "error" and not clean.outcomes
-            ):  # the runner, not the source, is broken
+            # An error without outcomes is the test runner broken, not the source.
+            if clean.status == "error" and not clean.outcomes:
                 raise LedexError(
                     f"pytest could not run the tests of {source.name}: {clean.message}"
                 )
