@@ -38,6 +38,7 @@ __all__ = [
     "Style",
     "build_conversation",
     "build_training_example",
+    "check_style",
     "feedback_turn",
     "format_reply",
     "function_task",
@@ -91,7 +92,8 @@ _MAX_STARTS = 20
 _MAX_ENDS = 20
 
 
-def _check_style(style: str) -> Style:
+def check_style(style: str) -> Style:
+    """A style read from data (a record, a setting, a flag) as a `Style`; ValueError if unknown."""
     if style not in STYLES:
         raise ValueError(f"unknown dialogue style {style!r}; expected one of {', '.join(STYLES)}")
     return cast(Style, style)
@@ -162,7 +164,7 @@ def function_task(
 
 def feedback_turn(feedback: str, style: Style = DEFAULT_STYLE) -> str:
     """Turn 3: what running the code showed, then what to answer in this style."""
-    instruction = _INSTRUCTIONS[_check_style(style)]
+    instruction = _INSTRUCTIONS[check_style(style)]
     return f"{_normalise(feedback).strip() or _NO_FEEDBACK}\n\n{instruction}"
 
 
@@ -188,7 +190,7 @@ def build_conversation(
     For iterative repair pass the original wrong code and its feedback, and the later rounds as
     `history`: each adds the model's reply and the feedback its code got.
     """
-    _check_style(style)
+    check_style(style)
     messages: list[Message] = []
     # An empty system prompt is kept: some templates (Qwen) insert a default one when none is given.
     if system is not None:
@@ -228,7 +230,7 @@ def format_reply(explanation: str, code: str, style: Style = DEFAULT_STYLE) -> s
     code only, so its target carries no explanation.
     """
     block = _fence(_tidy_code(code))
-    text = "" if _check_style(style) == "refine" else _tidy_explanation(explanation)
+    text = "" if check_style(style) == "refine" else _tidy_explanation(explanation)
     return f"{text}\n\n{block}" if text else block
 
 
@@ -279,7 +281,7 @@ def parse_reply(text: str, *, style: Style = DEFAULT_STYLE) -> Reply | ParseErro
     `style` is checked (an unknown one is a caller bug and raises ValueError) but both styles are
     read the same way: in the refine style the explanation is usually just empty.
     """
-    _check_style(style)
+    check_style(style)
     lines = _normalise(text).split("\n")
     if not any(line.strip() for line in lines):
         return ParseError("empty", "the reply is empty", text)

@@ -51,7 +51,7 @@ def to_example(record: Trajectory, *, system: str | None = None) -> dict[str, An
             f"trajectory {record.key!r} has an unknown style {record.style!r}; "
             f"expected one of {', '.join(dialogue.STYLES)}"
         )
-    style: dialogue.Style = record.style  # type: ignore[assignment]
+    style = dialogue.check_style(record.style)
     reply = dialogue.format_reply(record.explanation, record.refinement, style)
     messages = dialogue.build_training_example(
         record.task, record.wrong_code, record.feedback, reply, style=style, system=system

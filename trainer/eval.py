@@ -599,7 +599,7 @@ class _Runner:
                     task,
                     sample,
                     completion.text,
-                    dialogue.parse_reply(completion.text, style=style),
+                    dialogue.parse_reply(completion.text, style=dialogue.check_style(style)),
                     completion.finish_reason,
                 )
             )
@@ -613,7 +613,7 @@ class _Runner:
         for task, sample, text, reply, finish in parsed:
             key = refinement_key(task.id, sample.index, style, round_number)
             fail = [False] * len(task.tests)
-            common = dict(
+            common: dict[str, Any] = dict(
                 key=key,
                 task_id=task.id,
                 index=sample.index,
@@ -683,22 +683,19 @@ def refinement_conversation(
         if r.status not in ("no_code", "context_overflow")
     ]
     return dialogue.build_conversation(
-        text, sample.code, sample.feedback, style=style, history=history
-    )  # type: ignore[arg-type]
+        text, sample.code, sample.feedback, style=dialogue.check_style(style), history=history
+    )
 
 
 def _runs(indices: list[int], most: int) -> Iterable[tuple[int, int]]:
     """Consecutive runs of `indices` as (start, count), each at most `most` long."""
-    start = previous = None
+    runs: list[list[int]] = []  # [start, count]
     for index in indices:
-        if start is not None and index == previous + 1 and index - start < most:
-            previous = index
-            continue
-        if start is not None:
-            yield start, previous - start + 1
-        start = previous = index
-    if start is not None:
-        yield start, previous - start + 1
+        if runs and index == sum(runs[-1]) and runs[-1][1] < most:
+            runs[-1][1] += 1
+        else:
+            runs.append([index, 1])
+    yield from ((start, count) for start, count in runs)
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -716,7 +713,7 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
 def parse_config(argv: Sequence[str]) -> EvalConfig:
     from trl import TrlParser
 
-    parser = TrlParser(EvalConfig, prog="ledex-train eval", description=__doc__.splitlines()[0])
+    parser = TrlParser(EvalConfig, prog="ledex-train eval", description=__doc__.splitlines()[0])  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
     (config,) = parser.parse_args_and_config(list(argv))
     return config
 

@@ -41,8 +41,8 @@ def summarize(config: EvalConfig, state: EvalState) -> dict[str, Any]:
     wrong_samples: list[tuple[str, int]] = []
     no_code = overflow = 0
     for task in state.tasks:
-        samples = [state.samples.get(sample_key(task.id, i)) for i in range(config.samples)]
-        samples = [s for s in samples if s is not None]
+        found = (state.samples.get(sample_key(task.id, i)) for i in range(config.samples))
+        samples = [s for s in found if s is not None]
         ns.append(len(samples))
         before.append(sum(s.correct for s in samples))
         wrong_samples += [(task.id, s.index) for s in samples if not s.correct]

@@ -341,7 +341,8 @@ def usage(run: TrainedRun, written: dict[str, Path]) -> list[str]:
         from trainer import modeling
 
         source = modeling.resolve_model(run.base_model)
-        base = modeling.gguf_cache_folder(source.gguf_sha256) if source.is_gguf else source.location
+        sha256 = source.gguf_sha256  # set for GGUF files (source.is_gguf)
+        base = modeling.gguf_cache_folder(sha256) if sha256 is not None else source.location
         # vLLM takes one of a few sizes for --max-lora-rank (default 16)
         sizes = [size for size in (8, 16, 32, 64, 128, 256, 320, 512) if size >= (run.rank or 0)]
         rank = f" --max-lora-rank {sizes[0]}" if run.rank and run.rank > 16 and sizes else ""
@@ -416,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trainer.cli import run_stage
 
     def export(args: list[str]) -> None:
-        (export_args,) = TrlParser((ExportArguments,), prog="ledex-train export").parse_args_and_config(args)
+        (export_args,) = TrlParser((ExportArguments,), prog="ledex-train export").parse_args_and_config(args)  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
         run_export(export_args)
 
     return run_stage("export", argv, export)

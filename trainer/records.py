@@ -25,9 +25,12 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledex.errors import LedexError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 SAMPLES_FILE = "samples.jsonl"
 TRAJECTORIES_FILE = "trajectories.jsonl"
@@ -97,7 +100,7 @@ class Trajectory:
         return bool(self.passed) and all(self.passed)
 
 
-R = TypeVar("R")  # a record dataclass: Sample, Trajectory, or a stage's own (eval's)
+R = TypeVar("R", bound="DataclassInstance")  # a record: Sample, Trajectory, or a stage's own (eval's)
 
 
 def to_json(record: Any) -> str:

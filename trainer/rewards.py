@@ -55,7 +55,14 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ledex.dialogue import Reply, build_conversation, parse_reply
+from ledex.dialogue import (
+    DEFAULT_STYLE,
+    STYLES,
+    Reply,
+    build_conversation,
+    check_style,
+    parse_reply,
+)
 from ledex.models.base import Backend, Sampling
 from ledex.sandbox.programs import IOTest, Program, ProgramResult, Test, run_many
 
@@ -110,9 +117,7 @@ def decode_tests(text: str | Sequence[Any]) -> tuple[Test, ...]:
 
 
 def _parsed(text: str, style: str) -> Reply | None:
-    reply = parse_reply(
-        text, style=style if style in ("refine", "explain+refine") else "explain+refine"
-    )
+    reply = parse_reply(text, style=check_style(style) if style in STYLES else DEFAULT_STYLE)
     return reply if isinstance(reply, Reply) and reply.code.strip() else None
 
 

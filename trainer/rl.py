@@ -36,13 +36,14 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trl import GRPOConfig
 
-from ledex.dialogue import STYLES, build_conversation
+from ledex.dialogue import STYLES, build_conversation, check_style
 from ledex.errors import LedexError
 from trainer.modeling import AdaptationArguments
 from trainer.records import TRAJECTORIES_FILE, Trajectory, read_records
@@ -180,13 +181,13 @@ def parse_args(argv: Sequence[str]) -> tuple[RLScriptArguments, LedexGRPOConfig,
     from trainer.sft import explicit_options
 
     args = list(argv)
-    parser = TrlParser((RLScriptArguments, LedexGRPOConfig), prog="ledex-train rl")
+    parser = TrlParser((RLScriptArguments, LedexGRPOConfig), prog="ledex-train rl")  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
     script_args, training_args = parser.parse_args_and_config(args)
     return script_args, training_args, explicit_options(args)
 
 
 def finalize_config(
-    script_args: RLScriptArguments, training_args: LedexGRPOConfig, explicit: set[str]
+    script_args: RLScriptArguments, training_args: LedexGRPOConfig, explicit: AbstractSet[str]
 ) -> list[str]:
     """Fill in what depends on the machine and the options; check the rewards; return notes."""
     import torch
@@ -265,7 +266,7 @@ def build_rows(
             rows.append(
                 {
                     "prompt": build_conversation(
-                        first.task, wrong_code, first.feedback, style=style
+                        first.task, wrong_code, first.feedback, style=check_style(style)
                     ),
                     "problem_id": problem_id,
                     "style": style,
@@ -436,7 +437,7 @@ class Prepared:
 
 
 def build_trainer(
-    script_args: RLScriptArguments, training_args: LedexGRPOConfig, explicit: set[str] = frozenset()
+    script_args: RLScriptArguments, training_args: LedexGRPOConfig, explicit: AbstractSet[str] = frozenset()
 ) -> Prepared:
     """Read the data, load the model, build the rewards and the GRPOTrainer (not started)."""
     from datasets import Dataset
@@ -532,6 +533,7 @@ def run(
         "resumed_from": resume,
     }
     if is_main:
+        assert training_args.output_dir is not None  # TrainingArguments fills in a default
         write_run_info(training_args.output_dir, info)
         last = info["last_rewards"].get("reward")
         say(

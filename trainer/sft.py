@@ -31,6 +31,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def parse_args(argv: Sequence[str]) -> tuple[SFTScriptArguments, LedexSFTConfig,
     from trl import TrlParser
 
     args = list(argv)
-    parser = TrlParser((SFTScriptArguments, LedexSFTConfig), prog="ledex-train sft")
+    parser = TrlParser((SFTScriptArguments, LedexSFTConfig), prog="ledex-train sft")  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
     script_args, training_args = parser.parse_args_and_config(args)
     return script_args, training_args, explicit_options(args)
 
@@ -143,7 +144,7 @@ def explicit_options(argv: Sequence[str]) -> set[str]:
 def finalize_config(
     script_args: SFTScriptArguments,
     training_args: LedexSFTConfig,
-    explicit: set[str],
+    explicit: AbstractSet[str],
     n_examples: int,
 ) -> list[str]:
     """Fill in the defaults that depend on the machine and the data; return what was changed."""
@@ -181,7 +182,7 @@ class Prepared:
 
 
 def build_trainer(
-    script_args: SFTScriptArguments, training_args: LedexSFTConfig, explicit: set[str] = frozenset()
+    script_args: SFTScriptArguments, training_args: LedexSFTConfig, explicit: AbstractSet[str] = frozenset()
 ) -> Prepared:
     """Read the data, load the model, and build the SFTTrainer (not started)."""
     from datasets import Dataset
@@ -248,7 +249,7 @@ def _drop_too_long(
     return kept, len(examples) - len(kept)
 
 
-def checkpoint_to_resume(script_args: SFTScriptArguments, training_args: Any) -> str | None:
+def checkpoint_to_resume(script_args: AdaptationArguments, training_args: Any) -> str | None:
     """The checkpoint to continue from: an explicit one, else the last in output_dir (if resuming)."""
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -278,7 +279,11 @@ def run(script_args: SFTScriptArguments, training_args: LedexSFTConfig, explicit
     prepared = build_trainer(script_args, training_args, explicit)
     trainer = prepared.trainer
     is_main = trainer.accelerator.is_main_process
-    say = (lambda text: print(f"ledex-train sft: {text}", file=sys.stderr, flush=True)) if is_main else (lambda _t: None)
+
+    def say(text: str) -> None:
+        if is_main:
+            print(f"ledex-train sft: {text}", file=sys.stderr, flush=True)
+
     counts = prepared.counts
     say(
         f"{counts['used']} examples from {counts['verified']} verified of {counts['records']} "
@@ -309,6 +314,7 @@ def run(script_args: SFTScriptArguments, training_args: LedexSFTConfig, explicit
         "resumed_from": resume,
     }
     if is_main:
+        assert training_args.output_dir is not None  # TrainingArguments fills in a default
         write_run_info(training_args.output_dir, info)
         say(
             f"done: {trainer.state.global_step} steps, loss {result.training_loss:.4f}, "
