@@ -166,6 +166,58 @@ function scenarios.fix()
   finish(true, "fixed")
 end
 
+-- The background repair: nobody asks, yet the quick-fix offered for the diagnostic becomes the
+-- verified fix (the server repaired the new failure on its own after the test run).
+function scenarios.prefetch()
+  if not turn_on() then
+    return finish(false, "setup() failed")
+  end
+  vim.cmd("edit " .. vim.fn.fnameescape(params.file))
+  local bufnr = vim.api.nvim_get_current_buf()
+  local seconds = params.timeout
+  if not vim.wait(seconds * 1000, function()
+    return #ledex_diagnostics(bufnr) > 0
+  end, 100) then
+    return finish(false, ("no ledex diagnostic in %s after %d s"):format(params.file, seconds))
+  end
+  local diagnostic = ledex_diagnostics(bufnr)[1]
+  -- The server's diagnostic back in LSP form (0.7 keeps only some of its fields in user_data).
+  local lsp = diagnostic.user_data and diagnostic.user_data.lsp or {}
+  local lsp_diagnostic = {
+    range = {
+      start = { line = diagnostic.lnum, character = diagnostic.col },
+      ["end"] = { line = diagnostic.end_lnum or diagnostic.lnum, character = diagnostic.end_col or diagnostic.col },
+    },
+    message = diagnostic.message,
+    severity = diagnostic.severity,
+    source = diagnostic.source,
+    code = lsp.code or diagnostic.code,
+    data = lsp.data,
+  }
+  local request = {
+    textDocument = { uri = vim.uri_from_bufnr(bufnr) },
+    range = lsp_diagnostic.range,
+    context = { diagnostics = { lsp_diagnostic }, only = { "quickfix" } },
+  }
+  local title = nil
+  vim.wait(seconds * 1000, function()
+    local answers = vim.lsp.buf_request_sync(bufnr, "textDocument/codeAction", request, 5000) or {}
+    for _, answer in pairs(answers) do
+      for _, action in ipairs(answer.result or {}) do
+        if action.title:find("(verified fix for", 1, true) then
+          title = action.title
+        end
+      end
+    end
+    return title ~= nil
+  end, 200)
+  if not title then
+    return finish(false, ("no verified quick-fix within %d s"):format(seconds))
+  end
+  note("quickfix", title)
+  finish(true, title)
+end
+
 function scenarios.health()
   turn_on()
   vim.cmd("checkhealth ledex")

@@ -82,8 +82,6 @@ def is_011(nvim: str) -> bool:
     return version.stdout.startswith("NVIM v0.11.")
 
 
-
-
 @pytest.fixture
 def model(tmp_path: Path):
     """The scripted model, replying with the reference fix."""
@@ -99,9 +97,7 @@ def project(tmp_path: Path) -> Path:
     return copy_case(EXAMPLE, tmp_path / "buggy_inventory").resolve()
 
 
-def run_nvim(
-    nvim: str, tmp_path: Path, scenario: str, path: str | None = None, **params
-) -> dict:
+def run_nvim(nvim: str, tmp_path: Path, scenario: str, path: str | None = None, **params) -> dict:
     """Run the driver in `nvim --headless --clean`; its report (events and verdict), with the
     exit status and Neovim's own output. `path` replaces $PATH."""
     report = tmp_path / f"{scenario}-report.json"
@@ -229,6 +225,16 @@ def test_ledex_fix_repairs_the_buggy_example(nvim, tmp_path, model, project, res
     assert tests.returncode == 0, tests.stdout + tests.stderr
 
 
+def test_a_new_failure_is_repaired_in_the_background(nvim, tmp_path, model, project):
+    """The server's background repair (on by default for a model on this machine): open the
+    file, and the quick-fix becomes the verified fix without anyone asking."""
+    result = run_nvim(nvim, tmp_path, "prefetch", setup=setup_options(model),
+                      file=str(project / EXAMPLE.fix_file))  # fmt: skip
+    assert result["returncode"] == 0 and result["verdict"]["ok"], explain(result)
+    assert "It adds the quantity instead of subtracting it." in result["verdict"]["why"]
+    assert sum(r.path.endswith("/chat/completions") for r in model.requests) == 1, explain(result)
+
+
 @pytest.fixture(scope="module")
 def nvim_011() -> str:
     return _pypi_nvim()
@@ -288,9 +294,7 @@ def test_checkhealth_reads_the_vim_lsp_config_on_011(nvim_011, tmp_path, model):
 
 def test_checkhealth_reports_a_working_setup(nvim, tmp_path, model):
     output = tmp_path / "health.txt"
-    result = run_nvim(
-        nvim, tmp_path, "health", setup=setup_options(model), output=str(output)
-    )
+    result = run_nvim(nvim, tmp_path, "health", setup=setup_options(model), output=str(output))
     assert result["returncode"] == 0, explain(result)
     text = output.read_text()
     ok_lines = [line for line in text.splitlines() if "OK" in line]
