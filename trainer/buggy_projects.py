@@ -37,7 +37,7 @@ from typing import Any
 
 from ledex.errors import LedexError
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
-from trainer.mutants import Mutation, mutations
+from trainer.mutants import Mutation, mutations, parse
 
 GENERATOR_VERSION = 1  # bump when the generated projects change: cached suites are rebuilt
 PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
@@ -144,7 +144,7 @@ def mbpp_project(
 ) -> SourceProject | None:
     """An MBPP problem as a project: `<entry>.py`, `tests/test_<entry>.py`, `pyproject.toml`.
     None when the problem has no function to test or its code does not parse."""
-    tree = _parse(code)
+    tree = parse(code)
     if tree is None or not entry_point or not all(isinstance(a, str) for a in asserts):
         return None
     defined = [
@@ -360,17 +360,6 @@ def _module_name(entry_point: str) -> str:
     if keyword.iskeyword(name) or name in sys.stdlib_module_names or name.startswith("test"):
         name = f"{name}_solution"
     return name
-
-
-def _parse(code: str) -> ast.Module | None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return ast.parse(code)
-        except (SyntaxError, ValueError):
-            return None
 
 
 def _unique_replacement(buggy: str, fixed: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from ledex import dialogue
 from ledex.errors import LedexError
 from ledex.models.base import Backend, Conversation, Sampling
 from ledex.repair import normalise_code
+from ledex.sandbox import isolation
 from ledex.sandbox.programs import Program, ProgramPool, ProgramResult
 from trainer import prompts
 from trainer.data import SOURCES, Task, load_tasks
@@ -43,6 +44,7 @@ from trainer.records import (
     Sample,
     Trajectory,
     append_jsonl,
+    claim_settings,
     finished_keys,
     one_writer,
     read_records,
@@ -179,6 +181,7 @@ class Collector:
         table = table_1(tasks, self.out, self.config.styles)
         table["timing"] = self.timing.as_dict(todo_at_start)
         table["settings"] = asdict(self.config)
+        table["sandbox"] = isolation.status().to_dict()  # what "verified" was checked in
         write_table(table, self.out)
         return table
 
@@ -355,26 +358,8 @@ class Collector:
         return self._shots
 
     def _claim_folder(self) -> None:
-        """Write the record-shaping settings once; refuse to mix runs with different ones."""
         self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / CONFIG_FILE
-        mine = {name: getattr(self.config, name) for name in _RECORD_SETTINGS}
-        if path.exists():
-            try:
-                theirs = json.loads(path.read_text())
-            except ValueError as error:
-                raise LedexError(f"{path} is not valid JSON ({error}); fix or remove it") from None
-            changed = [n for n in _RECORD_SETTINGS if n in theirs and theirs[n] != mine[n]]
-            if changed:
-                detail = ", ".join(f"{n}={theirs[n]!r} (now {mine[n]!r})" for n in changed)
-                raise LedexError(
-                    f"{self.out} holds a run with other settings: {detail}; resume with the same "
-                    "settings or choose another --output_dir"
-                )
-            return
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(mine, indent=2) + "\n")
-        temporary.replace(path)
+        claim_settings(self.out / CONFIG_FILE, {n: getattr(self.config, n) for n in _RECORD_SETTINGS})
 
     def close(self) -> None:
         if self._pool is not None:
@@ -487,6 +472,8 @@ def table_markdown(table: dict[str, Any]) -> str:
             f"| {style} | {row['refinements']} | {row['verified']} | {row['wrong_refined']} | "
             f"{100 * row['refinement_rate']:.1f}% |"
         )
+    if table.get("sandbox"):
+        lines += ["", f"Verified in the sandbox: {table['sandbox']['summary']}."]
     timing = table.get("timing")
     if timing:
         lines += [

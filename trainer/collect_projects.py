@@ -54,6 +54,7 @@ from trainer.records import (
     TRAJECTORIES_FILE,
     Trajectory,
     append_jsonl,
+    claim_settings,
     finished_keys,
     one_writer,
     read_jsonl,
@@ -370,19 +371,9 @@ class ProjectCollector:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.config.data_dir and not (self.out / BUGS_FILE).exists():
             _unpack_snapshot(Path(self.config.data_dir), self.out)
-        path = self.out / CONFIG_FILE
-        mine = {name: getattr(self.config, name) for name in _RECORD_SETTINGS}
-        if path.exists():
-            theirs = json.loads(path.read_text(encoding="utf-8"))
-            changed = [n for n in _RECORD_SETTINGS if n in theirs and theirs[n] != mine[n]]
-            if changed:
-                detail = ", ".join(f"{n}={theirs[n]!r} (now {mine[n]!r})" for n in changed)
-                raise LedexError(
-                    f"{self.out} holds a run with other settings: {detail}; resume with the same "
-                    "settings or choose another --output_dir"
-                )
-            return
-        path.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
+        claim_settings(
+            self.out / CONFIG_FILE, {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
+        )
 
     def _maybe_snapshot(self) -> None:
         if time.monotonic() - self._last_snapshot >= _SNAPSHOT_EVERY_S:

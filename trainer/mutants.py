@@ -134,7 +134,7 @@ class Mutation:
 def mutations(source: str) -> list[Mutation]:
     """Every single-point mutation of the functions in `source`, in file order; [] if it does
     not parse. Mutants whose text does not parse are left out."""
-    tree = _parse(source)
+    tree = parse(source)
     if tree is None:
         return []
     lines = source.splitlines(keepends=True)
@@ -145,7 +145,7 @@ def mutations(source: str) -> list[Mutation]:
         for operator in _OPERATORS:
             for mutation in operator(context):
                 mutated = mutation.apply(source)
-                if mutated == source or mutated in seen or _parse(mutated) is None:
+                if mutated == source or mutated in seen or parse(mutated) is None:
                     continue
                 seen.add(mutated)
                 found.append(mutation)
@@ -661,7 +661,8 @@ _OPERATORS: tuple[Callable[[_Context], Iterator[Mutation]], ...] = (
 # --- small helpers -------------------------------------------------------------------------------
 
 
-def _parse(source: str) -> ast.Module | None:
+def parse(source: str) -> ast.Module | None:
+    """The module's AST, or None if it does not parse (without warnings for invalid escapes)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escapes in upstream code still parse
         try:

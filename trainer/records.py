@@ -249,3 +249,25 @@ def one_writer(folder: str | os.PathLike[str], command: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def claim_settings(path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
+    """Write the settings that shape a run's records to `path` once; a rerun with other values is
+    refused (a LedexError naming them), so records of different settings never share a folder."""
+    path = Path(path)
+    if path.exists():
+        try:
+            theirs = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise LedexError(f"{path} is not valid JSON ({error}); fix or remove it") from None
+        changed = [name for name in settings if name in theirs and theirs[name] != settings[name]]
+        if changed:
+            detail = ", ".join(f"{n}={theirs[n]!r} (now {settings[n]!r})" for n in changed)
+            raise LedexError(
+                f"{path.parent} holds a run with other settings: {detail}; resume with the same "
+                "settings or choose another --output_dir"
+            )
+        return
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(dict(settings), indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
