@@ -16,16 +16,18 @@ import ast
 import math
 import os
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ledex import dialogue, feedback, patching, source_text
 from ledex.models.base import Backend
 from ledex.patching import Patch, PatchError, Symbol
 from ledex.repair import RepairConfig, RepairResult, RoundRecord, Verdict, repair
 from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
+
+_T = TypeVar("_T")
 
 _SKIPPED_DIRS = frozenset({".git", ".venv", "venv", "env", ".tox", ".nox", "node_modules", "build",
                            "dist", "__pycache__", ".pytest_cache", "site-packages"})  # fmt: skip
@@ -86,7 +88,7 @@ def locate_site(project: Path, outcome: TestOutcome, index: Index | None = None)
         if relpath is None or is_test_file(relpath) or _skipped(relpath):
             continue
         source = _read(project / relpath)
-        symbol = source and _safe(lambda: patching.symbol_at(source, frame.line))
+        symbol = source and _safe(patching.symbol_at, source, frame.line)
         if symbol:
             return Site(relpath, symbol, "the failure happens in this function")
     used = used_by_test(project, outcome, index)
@@ -97,13 +99,14 @@ def locate_site(project: Path, outcome: TestOutcome, index: Index | None = None)
 
 def used_by_test(project: Path, outcome: TestOutcome, index: Index | None = None) -> list[Site]:
     """Project functions the failing test uses, those on its failing line first."""
-    if outcome.location is None:
+    location = outcome.location
+    if location is None:
         return []
-    tree = _safe(lambda: ast.parse(_read(Path(outcome.location.path)) or ""))
-    function = tree and _function_at(tree, outcome.location.line)
-    if function is None:
+    tree = _safe(lambda: ast.parse(_read(Path(location.path)) or ""))
+    function = _function_at(tree, location.line) if tree is not None else None
+    if tree is None or function is None:
         return []
-    failing = [f.line for f in outcome.frames if f.path == outcome.location.path]
+    failing = [f.line for f in outcome.frames if f.path == location.path]
     function = (_function_at(tree, failing[-1]) if failing else None) or function
     index = definitions(project) if index is None else index
     sites = [Site(*index[name][0], reason="used by the failing test")
@@ -137,9 +140,8 @@ def _function_at(tree: ast.AST, line: int) -> ast.FunctionDef | ast.AsyncFunctio
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         start = min([d.lineno for d in node.decorator_list] + [node.lineno])  # parametrize lines count
-        if start <= line <= (node.end_lineno or 0):
-            if best is None or node.lineno > best.lineno:
-                best = node
+        if start <= line <= (node.end_lineno or 0) and (best is None or node.lineno > best.lineno):
+            best = node
     return best
 
 
@@ -156,7 +158,7 @@ def _calls(function: ast.AST, failing_line: int | None) -> list[str]:
             name = node.attr
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             name = node.id
-        if name:
+        if name and isinstance(node, ast.expr):
             found.append((node.lineno != failing_line, node.lineno, node.col_offset, name))
     return list(dict.fromkeys(name for *_, name in sorted(found)))
 
@@ -166,7 +168,7 @@ def definitions(project: Path) -> Index:
     index: Index = {}
     for relpath in _source_files(project):
         source = _read(project / relpath)
-        symbols = _safe(lambda: patching.find_symbols(source or "")) or {}
+        symbols = _safe(patching.find_symbols, source or "") or {}
         for symbol in symbols.values():
             index.setdefault(symbol.name, []).append((relpath, symbol))
             if symbol.name == "__init__" and symbol.class_name:  # `Registry()` runs Registry.__init__
@@ -312,7 +314,7 @@ def _outline(source: str, symbol: Symbol) -> str:
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return text
     first = node.body[0]
-    has_doc = (isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant)
+    has_doc = (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
                and isinstance(first.value.value, str))  # fmt: skip
     keep = (first.end_lineno if has_doc else first.lineno - 1) or 1
     body_line = lines[min(first.lineno, len(lines)) - 1]
@@ -325,7 +327,7 @@ def _test_source(outcome: TestOutcome) -> str:
         return outcome.node_id
     source = _read(Path(outcome.location.path)) or ""
     tree = _safe(lambda: ast.parse(source))
-    node = tree and _function_at(tree, outcome.location.line)
+    node = _function_at(tree, outcome.location.line) if tree is not None else None
     if node is None:
         return outcome.node_id
     start = min([d.lineno for d in node.decorator_list] + [node.lineno])
@@ -485,9 +487,10 @@ def _skipped(relpath: str) -> bool:
     return any(part in _SKIPPED_DIRS for part in Path(relpath).parts)
 
 
-def _safe(compute: Any) -> Any:
+def _safe(compute: Callable[..., _T], *args: Any) -> _T | None:
+    """`compute(*args)`, or None where the code does not parse."""
     try:
-        return compute()
+        return compute(*args)
     except (SyntaxError, ValueError, RecursionError):
         return None
 

@@ -199,7 +199,7 @@ def repair(
         # When no candidate ran, or all did worse than the one this round started from, the next
         # round samples the same conversation again (hotter).
         step = _next_step(record)
-        if step is not None and (base is None or step.score >= base.score):
+        if step is not None and step.verdict is not None and (base is None or step.score >= base.score):
             base, current, current_feedback = step, step.code or current, step.verdict.feedback
     result.seconds = time.perf_counter() - started
     notify("done", {"verified": result.verified, "seconds": result.seconds})

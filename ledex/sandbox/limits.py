@@ -6,6 +6,7 @@ forks, and the host uses it to limit whole sandboxes.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 from dataclasses import asdict, dataclass
 
@@ -54,7 +55,6 @@ def _set(which: int, soft: int, hard: int | None = None) -> None:
     if current_hard != resource.RLIM_INFINITY:
         hard = min(hard, current_hard)
         soft = min(soft, hard)
-    try:
+    # e.g. RLIMIT_NPROC below the current count for root: the cgroup does that job
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(which, (soft, hard))
-    except (ValueError, OSError):
-        pass  # e.g. RLIMIT_NPROC below the current count for root: the cgroup does that job
