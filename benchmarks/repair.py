@@ -613,7 +613,7 @@ class Runner:
         config = RepairConfig(
             n=args.n,
             rounds=job.rounds,
-            style=job.style,
+            style=job.style,  # type: ignore[arg-type]  # also "anchor": repair_one routes it first
             temperature=args.temperature,
             max_tokens=args.max_tokens,
             seed=args.seed,

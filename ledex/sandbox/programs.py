@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import math
 import os
@@ -404,8 +405,11 @@ class _Worker:
 
     def _drain_stderr(self, sandbox: isolation.Sandboxed) -> None:
         kept = self._stderr  # the worker's own tracebacks, if it ever has any: last 8 KB
+        stream = sandbox.process.stderr
+        if not isinstance(stream, io.BufferedReader):  # a pipe, buffered: always one
+            return
         with contextlib.suppress(OSError, ValueError):
-            while chunk := sandbox.process.stderr.read1(65536):
+            while chunk := stream.read1(65536):
                 kept.append(chunk)
                 while sum(map(len, kept)) > 8192 and len(kept) > 1:
                     kept.pop(0)
