@@ -72,13 +72,6 @@ def contains(range_: types.Range, position: types.Position) -> bool:
     return after_start and before_end
 
 
-def overlaps(a: types.Range, b: types.Range) -> bool:
-    return not (
-        (a.end.line, a.end.character) < (b.start.line, b.start.character)
-        or (b.end.line, b.end.character) < (a.start.line, a.start.character)
-    )
-
-
 def workspace_edit(
     changes: dict[str, tuple[int | None, list[types.TextEdit]]], document_changes: bool
 ) -> types.WorkspaceEdit:
