@@ -201,13 +201,15 @@ def test_explain_and_fix_in_code_server(vsix, tmp_path):
             "LEDEX_E2E_ARTIFACTS": str(ARTIFACTS),
             "LEDEX_E2E_FILE": EXAMPLE.fix_file,
             "LEDEX_E2E_EXPECT": expected,
+            "LEDEX_E2E_PREFETCH": "1",  # the fix is repaired in the background (a local model)
             "CHROMIUM": CHROMIUM,
         }
         try:
-            _run(["node", str(E2E / "run.mjs")], E2E, timeout=540, env=env)
+            output = _run(["node", str(E2E / "run.mjs")], E2E, timeout=540, env=env)
         finally:
             _stop_code_server(ARTIFACTS / "code-server.pid")
-        assert model.chat_requests, "the model was never asked"
+        assert len(model.chat_requests) == 1, "the model was asked once, in the background"
+        assert "quick fix: ledex: It adds the quantity" in output, output[-3000:]
     print(f"screenshot of the fixed state: {ARTIFACTS / 'vscode-fixed.png'}")
     assert (ARTIFACTS / "vscode-fixed.png").stat().st_size > 10_000
     assert expected in stock.read_text()
