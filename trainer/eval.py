@@ -713,7 +713,7 @@ def _no_progress(description: str, total: int) -> Callable[[int], None]:
 def parse_config(argv: Sequence[str]) -> EvalConfig:
     from trl import TrlParser
 
-    parser = TrlParser(EvalConfig, prog="ledex-train eval", description=__doc__.splitlines()[0])  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
+    parser = TrlParser(EvalConfig, prog="ledex-train eval", description=__doc__.splitlines()[0])
     (config,) = parser.parse_args_and_config(list(argv))
     return config
 

@@ -417,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from trainer.cli import run_stage
 
     def export(args: list[str]) -> None:
-        (export_args,) = TrlParser((ExportArguments,), prog="ledex-train export").parse_args_and_config(args)  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
+        (export_args,) = TrlParser((ExportArguments,), prog="ledex-train export").parse_args_and_config(args)
         run_export(export_args)
 
     return run_stage("export", argv, export)

@@ -181,7 +181,7 @@ def parse_args(argv: Sequence[str]) -> tuple[RLScriptArguments, LedexGRPOConfig,
     from trainer.sft import explicit_options
 
     args = list(argv)
-    parser = TrlParser((RLScriptArguments, LedexGRPOConfig), prog="ledex-train rl")  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
+    parser = TrlParser((RLScriptArguments, LedexGRPOConfig), prog="ledex-train rl")
     script_args, training_args = parser.parse_args_and_config(args)
     return script_args, training_args, explicit_options(args)
 

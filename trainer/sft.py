@@ -118,7 +118,7 @@ def parse_args(argv: Sequence[str]) -> tuple[SFTScriptArguments, LedexSFTConfig,
     from trl import TrlParser
 
     args = list(argv)
-    parser = TrlParser((SFTScriptArguments, LedexSFTConfig), prog="ledex-train sft")  # type: ignore[arg-type]  # TRL's DataClassType misses dataclasses
+    parser = TrlParser((SFTScriptArguments, LedexSFTConfig), prog="ledex-train sft")
     script_args, training_args = parser.parse_args_and_config(args)
     return script_args, training_args, explicit_options(args)
 
