@@ -212,14 +212,36 @@ class Editor:
         the background repair ended without one."""
         started = time.perf_counter()
         await self.save_to_diagnostics(relpath)
+        idle_since = None
         while time.perf_counter() - started < timeout:
             title = (await self.quick_fix(test_file, node)).get("title", "")
             if "(verified fix for" in title:
                 return time.perf_counter() - started
-            if "the last attempt was not verified" in title:
+            if "the last attempt was not verified" in title or "(partial fix for" in title:
+                return None
+            # no repair kept and none running (it could not start): nothing will come
+            if "Repairing in the background" in await self.hover(test_file, node):
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.perf_counter()
+            elif time.perf_counter() - idle_since > 5:
                 return None
             await asyncio.sleep(0.05)
         raise RuntimeError(f"no verified quick-fix for {node} within {timeout:.0f}s")
+
+    async def hover(self, test_file: str, node: str) -> str:
+        from lsprotocol import types
+
+        diagnostic = next(
+            d for d in self.client.diagnostics.get(self.uri(test_file), []) if d.code == node
+        )
+        answer = await self.client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(self.uri(test_file)),
+                position=diagnostic.range.start,
+            )
+        )
+        return answer.contents.value if answer is not None else ""
 
     async def action_to_edit(self, test_file: str, node: str) -> float | None:
         from lsprotocol import types
