@@ -478,9 +478,10 @@ def _child(job, nonce, res_w, out_w, scratch):
     )
     apply(limits, cpu=True)
     os.chdir(scratch)
-    sys.stdin = sys.__stdin__ = open(0, closefd=False)  # noqa: SIM115 (the child's own stdio)
-    sys.stdout = sys.__stdout__ = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = sys.__stderr__ = open(2, "w", closefd=False)  # noqa: SIM115
+    # The child's own stdio, the __std*__ originals too (typeshed calls those final).
+    sys.stdin = sys.__stdin__ = open(0, closefd=False)  # type: ignore[misc]  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = open(1, "w", closefd=False)  # type: ignore[misc]  # noqa: SIM115
+    sys.stderr = sys.__stderr__ = open(2, "w", closefd=False)  # type: ignore[misc]  # noqa: SIM115
     sys.argv = ["solution.py"]
     _HARNESS(job, channel, nonce)
 
