@@ -30,6 +30,7 @@ import re
 import sys
 import tempfile
 import textwrap
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from ledex.errors import LedexError
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
 from trainer.mutants import Mutation, mutations, parse
 
-GENERATOR_VERSION = 1  # bump when the generated projects change: cached suites are rebuilt
+GENERATOR_VERSION = 2  # bump when the generated projects change: cached suites are rebuilt
 PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
 MBPP_LICENCE = "CC BY 4.0 (MBPP, Austin et al. 2021)"
 # Where each use of the generator draws its source projects from (MBPP splits by task id).
@@ -191,14 +192,19 @@ def generate(
     timeout: float = 30.0,
     workdir: Path | None = None,
     skip: set[str] | None = None,
+    kept: Counter[str] | None = None,
 ) -> Iterator[BuggyProject]:
     """Up to `per_project` buggy projects per source, each with a bug some test catches.
 
     Each source's tests must pass first (a source whose own tests fail is skipped). Then at most
     `tries` mutants are run, in a seeded order that takes one mutation per operator before a
-    second of any. `skip` names sources already done (a resumed run). The tests run with `python`,
-    by default this interpreter (the projects have no environment of their own)."""
+    second of any, the operators kept least so far first: `kept` counts the bugs kept by operator
+    (updated here; pass the counts of a resumed run's bugs), so easy-to-catch operators (a missing
+    return, a wrong variable) do not crowd out the others. `skip` names sources already done. The
+    tests run with `python`, by default this interpreter (the projects have no environment of
+    their own)."""
     python = python or sys.executable
+    kept = Counter() if kept is None else kept
     with tempfile.TemporaryDirectory(prefix="ledex-bugs-", dir=workdir) as scratch:
         for source in sources:
             if skip and source.name in skip:
@@ -212,18 +218,19 @@ def generate(
                 )
             if not clean.outcomes or not clean.passes() or clean.collection_errors:
                 continue
-            kept = 0
+            found_here = 0
             rng = random.Random(f"{seed}/{source.name}")
-            for file, mutation in _spread(_candidates(source), rng)[:tries]:
+            for file, mutation in _spread(_candidates(source), rng, kept)[:tries]:
                 buggy = mutation.apply(source.files[file])
                 run = run_pytest(
                     folder, ["tests"], overlay={file: buggy}, python=python, timeout=timeout
                 )
                 found = _judge(source, file, mutation, buggy, run, clean)
                 if found is not None:
+                    kept[mutation.operator] += 1
                     yield found
-                    kept += 1
-                    if kept >= per_project:
+                    found_here += 1
+                    if found_here >= per_project:
                         break
 
 
@@ -232,14 +239,16 @@ def _candidates(source: SourceProject) -> list[tuple[str, Mutation]]:
 
 
 def _spread(
-    candidates: list[tuple[str, Mutation]], rng: random.Random
+    candidates: list[tuple[str, Mutation]], rng: random.Random, kept: Counter[str]
 ) -> list[tuple[str, Mutation]]:
-    """Shuffled, then interleaved by operator (operators in a shuffled order too)."""
+    """Shuffled, then interleaved by operator: the operators kept least so far first, ties in a
+    shuffled order."""
     by_operator: dict[str, list[tuple[str, Mutation]]] = {}
     for candidate in candidates:
         by_operator.setdefault(candidate[1].operator, []).append(candidate)
     operators = sorted(by_operator)
     rng.shuffle(operators)
+    operators.sort(key=lambda op: kept[op])  # stable: the shuffle breaks ties
     for group in by_operator.values():
         rng.shuffle(group)
     spread = []
@@ -297,32 +306,37 @@ def heldout_suite(
         "sources": list(SPLITS["heldout"]),
     }
     marker = folder / "suite.json"
-    if marker.exists() and json.loads(marker.read_text(encoding="utf-8")).get("settings") == stamp:
-        return sorted(p.parent for p in folder.glob("*/case.json"))
+    if marker.exists():
+        theirs = json.loads(marker.read_text(encoding="utf-8"))
+        if theirs.get("settings") != stamp:
+            raise LedexError(f"{folder} holds a suite made with other settings ({theirs.get('settings')}); "
+                             "choose another folder")  # fmt: skip
+        if theirs.get("complete"):
+            return sorted(p.parent for p in folder.glob("*/case.json"))
     folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"settings": stamp, "complete": False}) + "\n", encoding="utf-8")
     sources = mbpp_projects("heldout", path)
     random.Random(seed).shuffle(sources)
-    done = {p.name for p in folder.iterdir() if (p / "case.json").exists()}
-    written = [folder / name for name in sorted(done)]
+    written = sorted(p.parent for p in folder.glob("*/case.json"))
+    kept = Counter(_operator(case) for case in written)  # a resumed suite balances as before
+    done = {case.name for case in written}
     bar = _bar(size, progress, len(written))
-    for bug in generate(
-        sources, per_project=1, seed=seed, python=python, skip=_done_sources(done, sources)
-    ):
+    for bug in generate(sources, per_project=1, seed=seed, python=python,
+                        skip=_done_sources(done, sources), kept=kept):  # fmt: skip
         if len(written) >= size:
             break
         written.append(bug.write(folder / bug.name))
         bar.update(1)
     bar.close()
-    counts: dict[str, int] = {}
-    for case in written:
-        for tag in json.loads((case / "case.json").read_text(encoding="utf-8"))["tags"][:1]:
-            counts[tag] = counts.get(tag, 0) + 1
-    marker.write_text(
-        json.dumps({"settings": stamp, "cases": len(written), "operators": counts}, indent=2)
-        + "\n",
-        encoding="utf-8",
-    )
+    counts = dict(Counter(_operator(case) for case in written).most_common())
+    summary = {"settings": stamp, "complete": True, "cases": len(written), "operators": counts}
+    marker.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return sorted(written)
+
+
+def _operator(case: Path) -> str:
+    """A written case's operator: the first of its tags."""
+    return str(json.loads((case / "case.json").read_text(encoding="utf-8"))["tags"][0])
 
 
 def _done_sources(done: set[str], sources: Sequence[SourceProject]) -> set[str]:

@@ -36,6 +36,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +50,13 @@ from ledex.project_repair import ProjectVerifier, conversation_parts, prompt_bud
 from ledex.repair import RepairConfig, RepairResult, repair
 from ledex.sandbox import isolation
 from ledex.sandbox.pytest_runner import run_pytest
-from trainer.buggy_projects import BuggyProject, SourceProject, generate, mbpp_projects
+from trainer.buggy_projects import (
+    GENERATOR_VERSION,
+    BuggyProject,
+    SourceProject,
+    generate,
+    mbpp_projects,
+)
 from trainer.records import (
     TRAJECTORIES_FILE,
     Trajectory,
@@ -176,6 +183,7 @@ class ProjectCollector:
         self.counters = Counters()
         self._backend = backend
         self._last_snapshot = time.monotonic()
+        self._kept: Counter[str] = Counter()  # bugs kept so far, by operator
 
     def run(self, sources: Sequence[SourceProject]) -> dict[str, Any]:
         with one_writer(self.out, "ledex-train collect_projects"):  # two runs would interleave
@@ -186,6 +194,14 @@ class ProjectCollector:
         self._claim_folder()
         done_sources = finished_keys(self.out / SOURCES_FILE)
         done_bugs = finished_keys(self.out / BUGS_FILE)
+        # The generator balances operators by what was kept before; a resumed run counts the bugs
+        # of the sources it finished, as an uninterrupted run would have at this point.
+        origins = {str(d.get("origin")) for d in read_jsonl(self.out / SOURCES_FILE)}
+        self._kept = Counter(
+            str(b["operator"])
+            for b in read_jsonl(self.out / BUGS_FILE)
+            if b.get("origin") in origins
+        )
         written = finished_keys(self.out / TRAJECTORIES_FILE)
         todo = [s for s in sources if s.name not in done_sources]
         try:
@@ -229,6 +245,7 @@ class ProjectCollector:
             tries=cfg.tries,
             seed=cfg.seed,
             timeout=cfg.timeout,
+            kept=self._kept,
         ):
             self.counters.bug_search += time.perf_counter() - started
             yield bug
@@ -371,9 +388,8 @@ class ProjectCollector:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.config.data_dir and not (self.out / BUGS_FILE).exists():
             _unpack_snapshot(Path(self.config.data_dir), self.out)
-        claim_settings(
-            self.out / CONFIG_FILE, {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
-        )
+        settings = {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
+        claim_settings(self.out / CONFIG_FILE, {**settings, "generator": GENERATOR_VERSION})
 
     def _maybe_snapshot(self) -> None:
         if time.monotonic() - self._last_snapshot >= _SNAPSHOT_EVERY_S:

@@ -5,11 +5,14 @@ split never touching the training one. Every test run is a real sandboxed pytest
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from benchmarks.cases.check_cases import check_case, load_case, load_cases
+from ledex.errors import LedexError
 from trainer import buggy_projects
 from trainer.buggy_projects import (
     SourceProject,
@@ -144,3 +147,24 @@ def test_the_held_out_suite_is_written_once_and_reused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(buggy_projects, "generate", no_generation)
     assert heldout_suite(tmp_path / "suite", size=2, path=str(MBPP_DIR)) == cases
+
+
+def test_operators_kept_least_so_far_go_first_so_none_dominates():
+    source = account_project()
+    candidates = buggy_projects._candidates(source)
+    operators = {m.operator for _, m in candidates}
+    kept = Counter({op: 5 for op in operators if op != "comparison"})
+    order = buggy_projects._spread(candidates, random.Random(0), kept)
+    assert order[0][1].operator == "comparison"  # the only one never kept yet
+    first_round = [m.operator for _, m in order[: len(operators)]]
+    assert sorted(first_round) == sorted(operators)  # one of each before a second of any
+    bugs = list(generate([source], per_project=2, tries=12, seed=5, kept=kept))
+    assert sum(kept.values()) == 5 * (len(operators) - 1) + 2  # the counts are kept up to date
+    assert all(kept[bug.mutation.operator] >= 1 for bug in bugs)
+
+
+def test_a_suite_folder_of_other_settings_is_refused(tmp_path):
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "suite.json").write_text(json.dumps({"settings": {"generator": 0}}))
+    with pytest.raises(LedexError, match="other settings"):
+        heldout_suite(tmp_path / "suite", size=2, path=str(MBPP_DIR))
