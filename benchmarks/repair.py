@@ -155,6 +155,7 @@ class Row:
     p50: float | None = None
     p90: float | None = None
     p50_fix: float | None = None
+    p50_tokens: float | None = None  # tokens per reply (candidates that were generated)
     seconds: float = 0.0
     generation: float = 0.0
     verification: float = 0.0
@@ -191,6 +192,8 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
         seconds = [r["seconds"] for r in group]
         row.p50, row.p90 = percentile(seconds, 50), percentile(seconds, 90)
         row.p50_fix = percentile((r["seconds"] for r in group if r["verified"]), 50)
+        tokens = [c["tokens"] for r in group for c in r.get("candidates", []) if c.get("tokens") is not None]
+        row.p50_tokens = percentile(tokens, 50)
         row.seconds = sum(seconds)
         row.generation = sum(r["generation_seconds"] for r in group)
         row.verification = sum(r["verification_seconds"] for r in group)
@@ -238,6 +241,7 @@ def table_rows(rows: Sequence[Row]) -> list[list[str]]:
                 _fmt_seconds(row.p50),
                 _fmt_seconds(row.p90),
                 _fmt_seconds(row.p50_fix),
+                "-" if row.p50_tokens is None else f"{row.p50_tokens:.0f}",
                 f"{row.generation / row.seconds:.0%}" if row.seconds else "-",
                 f"{row.verification / row.seconds:.0%}" if row.seconds else "-",
                 f"{row.other_share:.1%}" if row.seconds else "-",
@@ -257,6 +261,7 @@ TABLE_HEADER = [
     "p50 s/test",
     "p90 s/test",
     "p50 s/fix",
+    "tokens/reply",
     "gen",
     "verify",
     "other",
@@ -339,7 +344,9 @@ def _clip(text: str | None, limit: int = _TEXT_LIMIT) -> str | None:
     return text[:limit] + f"\n[... {len(text) - limit} more characters]"
 
 
-def candidate_records(result: Any) -> list[dict[str, Any]]:
+def candidate_records(result: Any, count_tokens: Any = None) -> list[dict[str, Any]]:
+    """The candidates of a repair, clipped for the JSONL; `count_tokens(text)` (the embedded
+    backend's) adds each reply's length in tokens."""
     records = []
     for candidate in result.candidates:
         verdict = candidate.verdict
@@ -356,6 +363,7 @@ def candidate_records(result: Any) -> list[dict[str, Any]]:
                 "explanation": _clip(candidate.explanation, 1500),
                 "diff": _clip(candidate.diff),
                 "reply": _clip(candidate.reply),
+                "tokens": count_tokens(candidate.reply) if count_tokens else None,
             }
         )
     return records
@@ -429,7 +437,7 @@ def repair_one(
             ],
             "explanation": _clip(best.explanation, 1500) if best else None,
             "diff": _clip(best.diff) if best else None,
-            "candidates": candidate_records(result),
+            "candidates": candidate_records(result, getattr(backend, "count_tokens", None)),
         }
     record |= {
         "seconds": round(seconds, 3),
@@ -679,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ledex.sandbox import isolation
 
     args = parse_args(argv)
-    # The table has 13 columns: never fold it into 80 (a log file, a narrow terminal)
+    # The table has 14 columns: never fold it into 80 (a log file, a narrow terminal)
     console = Console(highlight=False)
     console = Console(highlight=False, width=max(console.width, 200))
     err = Console(stderr=True, highlight=False)

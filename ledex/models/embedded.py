@@ -109,6 +109,12 @@ class EmbeddedBackend(Backend):
                 if piece:
                     yield piece
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in this model's vocabulary (benchmarks report reply lengths in them)."""
+        if self._llama is None:
+            raise BackendUnavailable("the embedded model was closed; load it again")
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def close(self) -> None:
         llama = getattr(self, "_llama", None)
         if llama is not None:

@@ -81,12 +81,15 @@ def test_read_records_resumes_and_ignores_a_torn_last_line(tmp_path):
 
 def test_summarize_one_row_per_configuration():
     records = [
-        _record(test="t::a", seconds=10, candidates=[{"status": "passed"}]),
+        _record(test="t::a", seconds=10, candidates=[{"status": "passed", "tokens": 120}]),
         _record(
             test="t::b",
             verified=False,
             seconds=30,
-            candidates=[{"parse_error": "no code"}, {"status": "rejected"}],
+            candidates=[
+                {"parse_error": "no code", "tokens": 80},
+                {"status": "rejected", "tokens": 300},
+            ],
         ),
         _record(
             case="c2",
@@ -103,8 +106,10 @@ def test_summarize_one_row_per_configuration():
     assert one.statuses == {"passed": 1, "no-code": 1, "rejected": 1, "failed": 1, "duplicate": 1}
     assert bench.table_rows([one])[0][-1] == "dup 1 fail 1 no-code 1 pass 1 rej 1"
     assert (three.rounds, three.tests, three.fixed_cases, three.cases) == (3, 1, 1, 1)
+    assert one.p50_tokens == 120 and three.p50_tokens is None
     cells = bench.table_rows([one])[0]
     assert len(cells) == len(bench.TABLE_HEADER)
+    assert cells[bench.TABLE_HEADER.index("tokens/reply")] == "120"
     assert cells[3] == "2/3 (67%)" and cells[4] == "1/2"
 
 
@@ -164,5 +169,8 @@ def test_the_loop_and_the_naive_anchor_run_side_by_side_on_a_case(tmp_path, caps
     plain = [m for m in requests if len(m) == 1]
     assert len(plain) == 2 and plain[0][0]["role"] == "user"
     assert "bank/account.py:\n```python\n" in plain[0][0]["content"]
-    assert "InsufficientFunds" in plain[0][0]["content"] and "tests/test_account.py::" in plain[0][0]["content"]
+    assert (
+        "InsufficientFunds" in plain[0][0]["content"]
+        and "tests/test_account.py::" in plain[0][0]["content"]
+    )
     assert "anchor" in capsys.readouterr().out

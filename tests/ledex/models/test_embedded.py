@@ -22,6 +22,13 @@ def test_spec_builds_the_embedded_backend(smollm2_backend):
     assert smollm2_backend._llama.chat_format == "chat_template.default"
 
 
+def test_count_tokens_in_the_models_vocabulary(smollm2_backend):
+    text = "def add(a, b):\n    return a + b\n"
+    count = smollm2_backend.count_tokens(text)
+    assert 5 < count < len(text)
+    assert smollm2_backend.count_tokens(text * 2) == 2 * count
+
+
 def test_n_candidates_per_conversation_in_order(smollm2_backend):
     results = smollm2_backend.generate([HELLO, COUNT], Sampling(n=3, max_tokens=12, seed=7))
     assert [len(r) for r in results] == [3, 3]
