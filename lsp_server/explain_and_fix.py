@@ -143,9 +143,12 @@ async def compute(
     node_ids: tuple[str, ...],
     cancel: threading.Event,
     progress: Progress,
+    *,
+    background: bool = False,
 ) -> tuple[fix.FixResult | None, list[RepairRecord], list[str]]:
     """Run the fix workflow on the requested tests of the last run, with the repairs the session
     keeps as earlier results; keep the new ones. Raises Cancelled."""
+    doing = "Repairing in the background" if background else "Explain and fix is running"
     session, settings = ls.session, ls.session.settings
     notes: list[str] = []
     failures = {}
@@ -178,7 +181,7 @@ async def compute(
             session.in_progress.pop(key, None)
             session.drafts.pop(key, None)
             return
-        session.in_progress[key] = event.describe()
+        session.in_progress[key] = f"{doing}: {event.describe()}"
         if isinstance(event, fix.CandidateWritten) and event.explanation:
             session.drafts[key] = event.explanation
         elif isinstance(event, fix.CandidateVerified):
@@ -186,7 +189,7 @@ async def compute(
 
     keys = [(f.test_uri, node) for node, f in failures.items()]
     for key in keys:
-        session.in_progress[key] = "starting"
+        session.in_progress[key] = f"{doing}: starting"
     try:
         cache = FixCache.default(settings.model) if settings.cache else None
         result = await session.in_thread(

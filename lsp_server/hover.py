@@ -75,7 +75,7 @@ def _describe(ls: LedexLanguageServer, failure: Failure) -> str:
     draft = ls.session.drafts.get(key)
     record = ls.session.repair_for(*key)
     if doing:
-        lines += ["", f"_Explain and fix is running: {doing}_"]
+        lines += ["", f"_{doing}_"]
         if draft:  # shown at once; the code is still being tested
             lines += [
                 "",

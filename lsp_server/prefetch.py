@@ -105,7 +105,7 @@ async def _work(ls: LedexLanguageServer, prefetch: Prefetch) -> None:
                     continue
                 prefetch.current = node_id
                 status.log(ls, f"repairing {node_id} in the background")
-                await compute(ls, state, (node_id,), prefetch.cancel, progress)
+                await compute(ls, state, (node_id,), prefetch.cancel, progress, background=True)
                 prefetch.current = None
     except Cancelled:
         pass

@@ -76,7 +76,9 @@ class Progress:
             return
         if not self.ls.protocol._shutdown:  # after `shutdown` the client may be gone
             with contextlib.suppress(Exception):
-                self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+                self.ls.work_done_progress.end(
+                    self.token, types.WorkDoneProgressEnd(message=message)
+                )
         self.ls.work_done_progress.tokens.pop(self.token, None)
         self.token = None
 

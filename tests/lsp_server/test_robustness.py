@@ -27,9 +27,7 @@ async def _failing(editor):
 async def test_hover_is_answered_while_a_repair_runs_and_cancel_request_stops_it(
     start, model, tmp_path
 ):
-    model.answer(
-        "Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"])
-    )
+    model.answer("Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"]))
     model.server.fail(Failure.slow(3.0))
     editor = await start(caps=capabilities("emacs"))
     diagnostics = await _failing(editor)
@@ -61,9 +59,7 @@ async def test_hover_is_answered_while_a_repair_runs_and_cancel_request_stops_it
 
 
 async def test_the_progress_cancel_button_stops_a_repair(start, model, tmp_path):
-    model.answer(
-        "Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"])
-    )
+    model.answer("Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"]))
     model.server.fail(Failure.slow(2.0))
     editor = await start(caps=capabilities("emacs"))
     diagnostics = await _failing(editor)
@@ -186,9 +182,7 @@ async def test_repairs_in_one_workspace_queue_and_share_a_fix(start, model, tmp_
 
 
 async def test_shutdown_while_a_repair_runs_exits_at_once(start, model, tmp_path):
-    model.answer(
-        "Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"])
-    )
+    model.answer("Guard the handed-in marks.", reference_fix_code(CASES["gradebook_empty_guard"]))
     model.server.fail(Failure.slow(20.0))
     editor = await start(caps=capabilities("emacs"))
     diagnostics = await _failing(editor)

@@ -71,7 +71,9 @@ def test_serve_accepts_the_stdio_flag_editors_append():
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     try:
         params: dict[str, object] = {"processId": None, "rootUri": None, "capabilities": {}}
-        server.stdin.write(_message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}))
+        server.stdin.write(
+            _message({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
+        )
         server.stdin.flush()
         assert _read(server.stdout)["result"]["serverInfo"]["name"] == "ledex"
     finally:
