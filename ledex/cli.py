@@ -255,6 +255,13 @@ def _serve(args: argparse.Namespace) -> int:
     import importlib
     import logging
 
+    from ledex.sandbox.isolation import SandboxUnavailable, require_isolation
+
+    try:  # fail closed: running generated code with rlimits only must be the user's choice
+        require_isolation("the language server (`ledex serve`)")
+    except SandboxUnavailable as error:
+        print(f"ledex serve: error: {error}", file=sys.stderr)
+        return 1
     # The core does not import the applications (docs/DESIGN.md §1): look the server up by name.
     server = importlib.import_module("lsp_server.server")
     server.start(args.tcp, log_level=logging.DEBUG if args.debug else logging.WARNING)

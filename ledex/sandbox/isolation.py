@@ -354,8 +354,13 @@ class _Cgroup:
                 candidate.mkdir()
                 for controller in controllers:
                     for key, value in settings[controller].items():
-                        if (candidate / key).exists():
-                            (candidate / key).write_text(value)
+                        try:
+                            if (candidate / key).exists():
+                                (candidate / key).write_text(value)
+                        except OSError:
+                            if controller == "pids":  # without its cap the cgroup is no use
+                                raise
+                            log.debug("cannot set %s in %s", key, candidate)  # e.g. no swap
             except OSError:
                 with _suppress():
                     candidate.rmdir()

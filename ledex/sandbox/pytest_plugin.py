@@ -21,7 +21,8 @@ Records (the key, a space, one JSON object, a newline; "event" says which):
   rootdir    {rootdir, invocation_dir}
   collected  {nodeids}
   start      {nodeid, location}              a test began (an unfinished one is the one that hung)
-  report     {nodeid, when, outcome, wasxfail, duration, message, longrepr, frames, location}
+  report     {nodeid, when, outcome, wasxfail, duration, message, longrepr, frames, location,
+              category (what pytest's summary counts it as)}
   collect_error {nodeid, message, longrepr, frames}
   finish     {exitstatus}                    after every other sessionfinish hook (a conftest
                                              may change session.exitstatus), so it is the
@@ -273,6 +274,17 @@ def pytest_runtest_makereport(item, call):
         _frames_by_report[(report.nodeid, report.when)] = _excinfo_frames(call.excinfo, test_code)
 
 
+def _category(report) -> str | None:
+    """What pytest's terminal summary counts this report as ("passed", "failed", "error", "" for
+    nothing...), asked of pytest's own hook as the terminal reporter does (plugins such as subtests
+    decide it for their reports)."""
+    try:
+        status = _config.hook.pytest_report_teststatus(report=report, config=_config)
+        return str(status[0]) if status else ""
+    except Exception:  # noqa: BLE001 - the host then counts from the outcome
+        return None
+
+
 def pytest_runtest_logreport(report) -> None:
     text = _longrepr_text(report) if report.longrepr is not None else ""
     frames = _frames_by_report.pop((report.nodeid, report.when), None)
@@ -284,6 +296,7 @@ def pytest_runtest_logreport(report) -> None:
         "duration": getattr(report, "duration", 0.0),
         "message": _message(report, text) if report.longrepr is not None else "",
         "longrepr": text, "frames": frames or [], "location": _location(_config, report.location),
+        "category": _category(report),
     })  # fmt: skip
 
 

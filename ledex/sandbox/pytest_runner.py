@@ -819,7 +819,7 @@ def _disagreement(completed: isolation.Completed, finish: dict | None,
 
 
 _SUMMARY = re.compile(
-    r"^(?:=+ )?(no tests ran|\d+ [a-z]+(?:, \d+ [a-z]+)*) in [\d.]+s(?: \([\d:.]+\))?(?: =+)?\s*$",
+    r"^(?:=+ )?(no tests ran|\d+ [a-z][a-z ]*(?:, \d+ [a-z][a-z ]*)*) in [\d.]+s(?: \([\d:.]+\))?(?: =+)?\s*$",
     re.MULTILINE,
 )
 
@@ -844,6 +844,11 @@ def _counts(by_event: dict[str, list[dict]]) -> dict[str, int]:
     for report in by_event.get("report", []):
         when, outcome = report.get("when"), report.get("outcome")
         xfail = report.get("wasxfail") is not None
+        category = report.get("category")
+        if isinstance(category, str):  # as pytest's own hook said (subtests decide theirs)
+            if category:
+                counts[category] = counts.get(category, 0) + 1
+            continue
         if outcome == "failed":
             kind = "failed" if when == "call" else "error"
         elif outcome == "skipped":

@@ -27,6 +27,7 @@ cross-checks and the sandbox around the process are what stay when it is evaded.
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
@@ -103,9 +104,26 @@ _COMPUTED = "hides what it reaches for behind a computed name"
 _PROC_PATHS = ("/proc/", "/dev/fd")
 
 
+def _triggers(profile: Profile) -> re.Pattern[str]:
+    """A word every rule of `profile` needs in the source: most code has none, and is not parsed
+    (the screen runs on every program of data collection and RL)."""
+    words = {name for name, (_, profiles) in _MODULES.items() if profile in profiles}
+    words |= set(_ATTRIBUTES) | {"__import__", "getattr", "setattr", "delattr", "__builtins__"}
+    words |= {name for name, (_, profiles) in {**_SYS, **_CALLS}.items() if profile in profiles}
+    if profile == "pytest":
+        words |= set(_OS) | {"closefd"}
+    pattern = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+    return re.compile(rf"\b(?:{pattern})\b|" + "|".join(map(re.escape, _PROC_PATHS)))
+
+
+_TRIGGERS = {profile: _triggers(profile) for profile in ("program", "pytest")}
+
+
 def reaches(source: str, profile: Profile) -> list[Reach]:
     """What `source` reaches for under `profile`; [] for code that does not parse (the run itself
     reports the syntax error)."""
+    if not _TRIGGERS[profile].search(source):
+        return []
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):

@@ -607,26 +607,41 @@ def _make_harness():
             )
         return left == right
 
-    def with_checked_equality(source):
-        """The test's code with each `a == b` made `checked_eq(a, b)`: a program cannot pass a
-        test by returning an object that equals everything."""
-        tree = _compile(source, "<test>", "exec", _only_ast, dont_inherit=True)
+    def checked_call(compare):
+        call = _Call(func=_Name(id=_eq_name, ctx=_Load()),
+                     args=[compare.left, compare.comparators[0]], keywords=[])
+        for made in (call, call.func):
+            made.lineno, made.col_offset = compare.lineno, compare.col_offset
+            made.end_lineno, made.end_col_offset = compare.end_lineno, compare.end_col_offset
+        return call
+
+    def is_equality(node):
+        return _type(node) is _Compare and _len(node.ops) == 1 and _type(node.ops[0]) is _Eq
+
+    def rewrite_all(tree):
+        """Every `a == b` below `tree` made `checked_eq(a, b)`."""
         for node in _walk(tree):
             for field in node._fields:
                 value = _getattr(node, field, None)
-                items = value if _type(value) is _list else [value]
-                for index, child in _enumerate(items):
-                    if (_type(child) is _Compare and _len(child.ops) == 1
-                            and _type(child.ops[0]) is _Eq):
-                        call = _Call(func=_Name(id=_eq_name, ctx=_Load()),
-                                     args=[child.left, child.comparators[0]], keywords=[])
-                        for made in (call, call.func):
-                            made.lineno, made.col_offset = child.lineno, child.col_offset
-                            made.end_lineno, made.end_col_offset = child.end_lineno, child.end_col_offset
-                        if _type(value) is _list:
-                            value[index] = call
-                        else:
-                            _setattr(node, field, call)
+                if _type(value) is _list:
+                    for index, child in _enumerate(value):
+                        if is_equality(child):
+                            value[index] = checked_call(child)
+                elif is_equality(value):
+                    _setattr(node, field, checked_call(value))
+
+    def with_checked_equality(source):
+        """The test's code with each `a == b` made `checked_eq(a, b)`: a program cannot pass a
+        test by returning an object that equals everything."""
+        if "==" not in source:
+            return _compile(source, "<test>", "exec", dont_inherit=True)
+        tree = _compile(source, "<test>", "exec", _only_ast, dont_inherit=True)
+        for statement in tree.body:
+            # the usual test, `assert f(x) == y`: its comparison is what decides it
+            if _type(statement) is _Assert and is_equality(statement.test):
+                statement.test = checked_call(statement.test)
+            else:
+                rewrite_all(statement)
         return _compile(tree, "<test>", "exec", dont_inherit=True)
 
     # Tests look builtins up here: a program that patches `builtins.set` or `builtins.sorted` changes

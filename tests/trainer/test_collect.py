@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ledex import dialogue
+from ledex.sandbox import isolation
 from tests.support.openai_loopback import LoopbackServer
 from trainer import collect
 from trainer.data import load_tasks
@@ -125,7 +126,7 @@ def args(problems: Path, url: str, out: Path, *extra: str) -> list[str]:
 
 def table_of(out: Path) -> dict:
     table = json.loads((out / collect.TABLE_JSON).read_text())
-    return {k: v for k, v in table.items() if k not in ("timing", "settings")}
+    return {k: v for k, v in table.items() if k not in ("timing", "settings", "sandbox")}
 
 
 def keys(path: Path) -> list[str]:
@@ -142,6 +143,8 @@ def test_collect_end_to_end_gives_the_exact_table(tmp_path, problems, server, ca
     assert (out / collect.TABLE_MD).read_text() == printed
     timing = json.loads((out / collect.TABLE_JSON).read_text())["timing"]
     assert timing["programs_verified"] > 0 and 0 < timing["verification_share"] < 1
+    sandbox = json.loads((out / collect.TABLE_JSON).read_text())["sandbox"]  # what verified it
+    assert sandbox["mode"] == isolation.mode() and f"Verified in the sandbox: {sandbox['summary']}" in printed
 
     samples = {s.key: s for s in read_records(out / "samples.jsonl", Sample)}
     assert Counter(s.problem_id for s in samples.values()) == {"add": 3, "mul": 1, "rev": 2}

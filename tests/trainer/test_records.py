@@ -47,3 +47,21 @@ def test_one_run_writes_an_output_folder(tmp_path: Path):
         assert other.returncode != 0 and "FolderInUse" in other.stderr
     with one_writer(tmp_path, "after the first one ended"):  # released with the run
         pass
+
+
+def test_stages_that_run_generated_code_need_bubblewrap_or_the_users_choice(tmp_path: Path):
+    """Without a usable bubblewrap, `collect` refuses to start (fail closed) and says how to
+    install it or opt in; with LEDEX_SANDBOX=rlimits it goes on."""
+    import os
+
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no bwrap on it
+    env.pop("LEDEX_SANDBOX", None)
+    command = [sys.executable, "-m", "trainer.cli", "collect", "--source", "jsonl", "--path",
+               str(tmp_path / "none.jsonl"), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 1
+    assert "ledex-train collect runs model-written code" in refused.stderr
+    assert "apt install bubblewrap" in refused.stderr and "LEDEX_SANDBOX=rlimits" in refused.stderr
+    chosen = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**env, "LEDEX_SANDBOX": "rlimits"})  # fmt: skip
+    assert "runs model-written code" not in chosen.stderr

@@ -292,3 +292,66 @@ def test_os_exit_0_during_a_test_is_not_a_pass(project):
     run = run_pytest(project, NODES, overlay={"calc.py": candidate}, python=sys.executable)
     assert not run.passes() and run.status in ("crashed", "tampered"), run.message
 
+
+
+HONEST = """\
+import pytest
+
+def test_passes():
+    pass
+
+def test_fails():
+    assert 1 == 2
+
+@pytest.mark.xfail
+def test_xfails():
+    assert 0
+
+@pytest.mark.xfail
+def test_xpasses():
+    pass
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("setup")
+
+def test_errors(broken):
+    pass
+
+@pytest.mark.skip
+def test_skipped():
+    pass
+
+@pytest.mark.parametrize("x", [1, 2])
+def test_cases(x):
+    assert x == 1
+"""
+SUBTESTS = """\
+def test_some_subtests_fail(subtests):
+    for i in range(3):
+        with subtests.test(i=i):
+            assert i < 2
+
+def test_subtests_pass(subtests):
+    with subtests.test():
+        pass
+"""
+
+
+def test_honest_runs_of_every_outcome_are_believed(mode, project):
+    """The cross-checks must not call an honest run tampered: every outcome pytest knows."""
+    (project / "tests" / "test_mixed.py").write_text(HONEST)
+    if int(pytest.__version__.split(".")[0]) >= 9:  # subtests are part of pytest since 9.0
+        (project / "tests" / "test_subtests.py").write_text(SUBTESTS)
+    run = run_pytest(project, ["tests"], python=sys.executable)
+    assert run.status == "ok", run.message
+    outcomes = {node.split("::")[-1]: o.outcome for node, o in run.outcomes.items()}
+    assert {k: v for k, v in outcomes.items() if "subtest" not in k} == {
+        "test_add": "failed", "test_add_zero": "failed", "test_passes": "passed",
+        "test_fails": "failed", "test_xfails": "xfailed", "test_xpasses": "xpassed",
+        "test_errors": "error", "test_skipped": "skipped", "test_cases[1]": "passed",
+        "test_cases[2]": "failed",
+    }  # fmt: skip
+    if "test_subtests_pass" in outcomes:
+        assert outcomes["test_subtests_pass"] == "passed"
+        assert outcomes["test_some_subtests_fail"] == "failed"

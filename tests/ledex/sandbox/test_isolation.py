@@ -325,3 +325,17 @@ def test_ledex_fix_json_says_which_sandbox_verified(tmp_path, chosen):
     sandbox = json.loads(done.stdout)["sandbox"]
     assert sandbox["mode"] == ("rlimits" if chosen else isolation.mode())
     assert sandbox["opted_in"] is chosen and sandbox["summary"]
+
+
+def test_the_language_server_refuses_the_rlimits_mode_unless_chosen(tmp_path):
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no bwrap on it
+    env.pop("LEDEX_SANDBOX", None)
+    refused = subprocess.run([sys.executable, "-m", "ledex", "serve"], capture_output=True,
+                             text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)  # fmt: skip
+    assert refused.returncode == 1
+    assert "the language server (`ledex serve`) runs model-written code" in refused.stderr
+    assert "LEDEX_SANDBOX=rlimits" in refused.stderr
+    chosen = subprocess.run([sys.executable, "-m", "ledex", "serve"], capture_output=True,
+                            text=True, env={**env, "LEDEX_SANDBOX": "rlimits"},
+                            stdin=subprocess.DEVNULL, timeout=120)  # fmt: skip
+    assert "runs model-written code" not in chosen.stderr
