@@ -241,7 +241,8 @@ class Editor:
                 position=diagnostic.range.start,
             )
         )
-        return answer.contents.value if answer is not None else ""
+        contents = answer.contents if answer is not None else None
+        return contents.value if isinstance(contents, types.MarkupContent) else ""
 
     async def action_to_edit(self, test_file: str, node: str) -> float | None:
         from lsprotocol import types
@@ -276,7 +277,7 @@ async def measure_case(case: Case, scratch: Path, repeat: int, model: str | None
     loopback = None if model else LoopbackServer(reply=lambda messages, params: reply)
     if loopback is not None:
         loopback.__enter__()
-    spec = model or f"openai:{loopback.url}#reference-fix"
+    spec = model or f"openai:{loopback.url if loopback else ''}#reference-fix"
     prefetched = copy_case(case, scratch / f"{case.name}-prefetch")
     editor, early = Editor(project, spec), Editor(prefetched, spec, prefetch=True)
     try:

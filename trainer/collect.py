@@ -286,7 +286,7 @@ class Collector:
         }  # fmt: skip
         records = []
         for task, sample, style, j, text, parsed in pending:
-            common = {
+            common: dict[str, Any] = {
                 "key": f"{sample.key}/{style}/{j}", "problem_id": task.id, "source": task.source,
                 "task": texts[task.id], "wrong_code": sample.code, "feedback": sample.feedback,
                 "style": style, "reply": text, "teacher": cfg.teacher_spec,

@@ -217,7 +217,7 @@ def test_write_all_keeps_line_endings_encoding_and_mode(tmp_path):
     bom.write_bytes(b"\xef\xbb\xbfdef g():\n    return '\xc3\xa9'\n")
     latin = tmp_path / "latin.py"
     latin.write_bytes(b"# -*- coding: latin-1 -*-\ndef h():\n    return '\xe9'\n")
-    texts = {p.name: source_text.read_text(p) for p in (crlf, bom, latin)}
+    texts = {p.name: source_text.read_text(p) or "" for p in (crlf, bom, latin)}
     assert texts["crlf.py"] == "def f():\n    return 1\n" and texts["bom.py"].startswith("def g")
     written = source_text.write_all(tmp_path, {
         "crlf.py": (texts["crlf.py"], "def f():\n    return 2\n"),
@@ -254,6 +254,7 @@ def test_write_all_refuses_a_character_the_files_encoding_cannot_hold(tmp_path):
     latin = tmp_path / "latin.py"
     latin.write_bytes(b"# -*- coding: latin-1 -*-\nx = 1\n")
     text = source_text.read_text(latin)
+    assert text is not None
     with pytest.raises(source_text.WriteRefused, match="cannot hold"):
         source_text.write_all(tmp_path, {"latin.py": (text, text + "y = '\u2603'\n")})
     assert latin.read_bytes() == b"# -*- coding: latin-1 -*-\nx = 1\n"

@@ -92,6 +92,7 @@ def test_fix_requests_round_trip_and_reject_garbage():
     assert FixRequest.from_json(request.to_json()) == request
     many = FixRequest("file:///p/x.py", None, ("a", "b"), unverified=True)
     assert FixRequest.from_json(many.to_json()) == many
+    bad: object
     for bad in (
         None,
         [],

@@ -15,8 +15,7 @@ import pytest
 
 from ledex.sandbox import IOTest, Program, ProgramPool
 from trainer import prompts
-from trainer.data import Task, load_tasks
-from trainer.data import apps, codecontests, mbpp
+from trainer.data import Task, apps, codecontests, load_tasks, mbpp
 from trainer.data._common import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
