@@ -192,7 +192,7 @@ def test_resume_after_a_torn_write_gives_the_same_records_and_table(tmp_path, pr
     cut.mkdir()
     shutil.copy(full / collect.CONFIG_FILE, cut)
     lines = {name: (full / name).read_text().splitlines(keepends=True) for name in ("samples.jsonl", "trajectories.jsonl", "problems.jsonl")}  # fmt: skip
-    add_samples = [l for l in lines["samples.jsonl"] if '"problem_id": "add"' in l]
+    add_samples = [line for line in lines["samples.jsonl"] if '"problem_id": "add"' in line]
     (cut / "samples.jsonl").write_text("".join(add_samples))
     (cut / "problems.jsonl").write_text(lines["problems.jsonl"][0])
     (cut / "trajectories.jsonl").write_text("".join(lines["trajectories.jsonl"][:5]) + lines["trajectories.jsonl"][5][:70])  # fmt: skip
@@ -224,7 +224,7 @@ def test_kill_9_mid_run_loses_at_most_the_batch_in_flight(tmp_path, problems):
             process.wait()
             release.set()
         assert process.returncode == -signal.SIGKILL
-        assert Counter(json.loads(l)["problem_id"] for l in (out / "samples.jsonl").read_text().splitlines()) == {"add": 3}  # fmt: skip
+        assert Counter(json.loads(line)["problem_id"] for line in (out / "samples.jsonl").read_text().splitlines()) == {"add": 3}  # fmt: skip
         assert len(keys(out / "trajectories.jsonl")) == 2 * 2 * 3  # add's two wrong, two styles, m=3
         assert collect.main(args(problems, server.url, out)) == 0
     assert table_of(out) == EXPECTED_TABLE
