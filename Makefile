@@ -1,7 +1,8 @@
 # The only place that knows how to set up a machine from nothing.
 #
 #   make run    set up what is missing, then explain and fix the failing test of examples/buggy_inventory
-#   make test   set up what is missing (plus dev and train extras), then run the whole test suite
+#   make test   set up what is missing (plus dev and train extras), then lint and run the test suite
+#   make lint   ruff and mypy alone (the quick loop; configured in pyproject.toml)
 #
 # Idempotent: built wheels and model weights live in a per-user cache outside the repo
 # ($LEDEX_CACHE_DIR, default ~/.cache/ledex), so a second run, or a fresh clone, rebuilds nothing.
@@ -35,18 +36,29 @@ VSCODE := editor-clients/vscode
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help run test setup setup-dev system-packages llama weights weights-test clean
+.PHONY: help run test lint setup setup-dev system-packages llama weights weights-test clean
 
 help:
 	@echo "make run    set up, then explain and fix the failing test of examples/buggy_inventory"
-	@echo "make test   set up (with dev + train extras) and run the test suite"
+	@echo "make test   set up (with dev + train extras), lint, and run the test suite"
+	@echo "make lint   ruff and mypy only"
 
 # Shows the explanation and the verified diff; writes nothing (add --apply to write the fix).
 run: setup
 	$(VENV)/bin/ledex fix examples/buggy_inventory --python $(PY)
 
 test: setup-dev
+	$(LINT)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# What and how is in pyproject.toml ([tool.ruff], [tool.mypy]); mypy keeps its cache in .mypy_cache.
+define LINT
+$(PY) -m ruff check
+$(PY) -m mypy
+endef
+
+lint: $(VENV)/.dev
+	$(LINT)
 
 setup: system-packages $(VENV)/.core weights
 setup-dev: system-packages $(VENV)/.dev weights-test
