@@ -278,6 +278,8 @@ def _category(report) -> str | None:
     """What pytest's terminal summary counts this report as ("passed", "failed", "error", "" for
     nothing...), asked of pytest's own hook as the terminal reporter does (plugins such as subtests
     decide it for their reports)."""
+    if _config is None:
+        return None
     try:
         status = _config.hook.pytest_report_teststatus(report=report, config=_config)
         return str(status[0]) if status else ""

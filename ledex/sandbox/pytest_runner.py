@@ -730,11 +730,12 @@ def _read_records(data: bytes, key: str, overflowed: bool) -> tuple[list[dict], 
 def _assemble(request: _Request, completed: isolation.Completed, records: list[dict],
               mapping: tuple[Path, Path], tampering: str = "") -> PytestRun:  # fmt: skip
     unshadow = _path_mapper(*mapping)
-    records = [_map_record(r, unshadow) for r in records]
     by_event: dict[str, list[dict]] = {}
-    for record in records:
-        by_event.setdefault(str(record.get("event")), []).append(record)
-    finish = (by_event.get("finish") or [None])[-1]
+    for raw in records:
+        record = _map_record(raw, unshadow)
+        if isinstance(record, dict):
+            by_event.setdefault(str(record.get("event")), []).append(record)
+    finish = by_event["finish"][-1] if by_event.get("finish") else None
     stderr = unshadow(_tail(completed.stderr))
     run = PytestRun(
         status="ok",
