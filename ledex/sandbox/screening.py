@@ -108,7 +108,8 @@ def _triggers(profile: Profile) -> re.Pattern[str]:
     """A word every rule of `profile` needs in the source: most code has none, and is not parsed
     (the screen runs on every program of data collection and RL)."""
     words = {name for name, (_, profiles) in _MODULES.items() if profile in profiles}
-    words |= set(_ATTRIBUTES) | {"__import__", "getattr", "setattr", "delattr", "__builtins__"}
+    words |= set(_ATTRIBUTES) | {"__import__", "getattr", "setattr", "delattr", "__builtins__",
+                                 "__dict__"}
     words |= {name for name, (_, profiles) in {**_SYS, **_CALLS}.items() if profile in profiles}
     if profile == "pytest":
         words |= set(_OS) | {"closefd"}
@@ -189,6 +190,8 @@ class _Walker(ast.NodeVisitor):
         """`sys.<name>` / `os.<name>` / `from sys import <name>`."""
         if name in _ATTRIBUTES:
             self.add(node, f"{owner}.{name}", _ATTRIBUTES[name])
+        elif name == "__dict__":
+            self.add(node, f"{owner}.__dict__", _COMPUTED)
         elif owner == "sys" and name in _SYS and self.profile in _SYS[name][1]:
             self.add(node, f"sys.{name}", _SYS[name][0])
         elif owner in ("os", "posix") and name in _OS and self.profile == "pytest":
