@@ -17,7 +17,7 @@ STAGES = {
     "collect": "sample wrong solutions, get explanations and refinements, verify them by execution",
     "collect_projects": "inject bugs into pytest projects and collect verified repairs in the editor's prompt",
     "sft": "supervised fine-tuning on verified trajectories (TRL SFTTrainer, LoRA by default)",
-    "rl": "reinforcement learning with the LeDex rewards (TRL GRPO/RLOO)",
+    "rl": "reinforcement learning with the LeDex rewards (TRL GRPO)",
     "eval": "pass@k before and after refinement, success-refinement rate, rounds",
     "compare": "two eval runs on the same wrong samples: success-refinement rates, McNemar's test",
     "export": "merged model or LoRA adapter for vLLM, GGUF adapter for the embedded backend",
