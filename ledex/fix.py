@@ -561,10 +561,3 @@ def _verify_together(fixes: Sequence[TestFix], config: FixConfig) -> bool:
     run = run_pytest(project, nodes, overlay={rel: f.new for rel, f in files.items()},
                      python=config.python, timeout=config.timeout)  # fmt: skip
     return run.passes(required)
-
-
-def patches_of(fixing: TestFix) -> dict[str, patching.Patch] | patching.PatchError:
-    """The offered candidate applied to the task's files (for `file::function` listings)."""
-    if fixing.task is None or fixing.fix is None or not fixing.fix.code:
-        return patching.PatchError("no fix")
-    return ProjectVerifier(fixing.task).patches(fixing.fix.code)
