@@ -24,9 +24,10 @@ PIP := $(PY) -m pip --disable-pip-version-check
 LLAMA_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF
 LLAMA_WHEELS := $(CACHE)/wheels/llama-cpp-python-$(LLAMA_VERSION)-native-off
-# Models `make run` and `make test` need (`ledex model list` shows them all).
+# Models `make run` and `make test` need (`ledex model list` shows them all); the 0.5B is the
+# base the trainer fine-tunes and benchmarks compare with.
 RUN_MODELS := 1.5b
-TEST_MODELS := 1.5b smollm2-135m
+TEST_MODELS := 1.5b 0.5b smollm2-135m
 APT_PACKAGES := bubblewrap neovim
 # The VS Code extension's end-to-end test: Debian's chromium (no browser downloads work here), and
 # what code-server's native modules build with (editor-clients/vscode/e2e/install.sh).
