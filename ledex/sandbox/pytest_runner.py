@@ -190,12 +190,30 @@ def resolve_python(project_dir: str | os.PathLike[str], python: str | None = Non
     found (else unchanged, and run_pytest reports it missing)."""
     if python:
         found = shutil.which(python) if os.sep not in python else python
-        return os.path.abspath(found) if found else python
+        return _launched(os.path.abspath(found)) if found else python
     for candidate in (".venv/bin/python", ".venv/bin/python3"):
         path = Path(os.path.abspath(project_dir)) / candidate
         if os.access(path, os.X_OK):
-            return str(path)
-    return shutil.which("python3") or sys.executable
+            return str(path)  # the repository's own: never run outside the sandbox
+    found = shutil.which("python3")
+    return _launched(found) if found else sys.executable
+
+
+def _launched(python: str) -> str:
+    """The interpreter a launcher script starts (pyenv's shims are shell scripts that need pyenv's
+    own folders, which the sandbox does not show). Only for an interpreter the user chose or has on
+    PATH, never a project's `.venv`: it is asked on the host, with a minimal environment."""
+    try:
+        with open(python, "rb") as handle:
+            if handle.read(2) != b"#!":
+                return python  # a binary, or a symlink to one
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME") or k.startswith("PYENV")}
+        done = subprocess.run([python, "-c", "import sys; print(sys.executable)"], env=env,
+                              capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return python
+    real = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else ""
+    return real if os.path.isabs(real) and os.access(real, os.X_OK) else python
 
 
 @dataclass(frozen=True)

@@ -625,11 +625,28 @@ def test_pytest_missing_names_the_interpreter(tmp_path, project):
 
 
 def test_resolve_python_prefers_the_projects_venv(tmp_path, project):
-    assert resolve_python(project) == shutil.which("python3")
-    assert resolve_python(project, "python3") == os.path.abspath(shutil.which("python3") or "")
+    default = resolve_python(project)
+    assert os.path.isabs(default) and Path(default).read_bytes()[:2] != b"#!"  # not a launcher
+    assert resolve_python(project, "python3") == default
     _make_venv(project / ".venv", with_pytest=False)
     assert resolve_python(project) == str(project / ".venv/bin/python")
     assert resolve_python(project, "/opt/py/bin/python") == "/opt/py/bin/python"
+
+
+def test_a_launcher_on_path_is_resolved_to_the_interpreter_it_starts(tmp_path, project, monkeypatch):
+    """pyenv's shims are scripts that need pyenv's own folders, which the sandbox does not show:
+    the interpreter the user has on PATH is resolved on the host and runs the tests."""
+    hidden = tmp_path / "pyenv-root"
+    shims = tmp_path / "shims"
+    for folder, target in ((hidden, sys.executable), (shims, hidden / "python3")):
+        folder.mkdir()
+        (folder / "python3").write_text(f'#!/bin/sh\nexec {target} "$@"\n')
+        (folder / "python3").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    assert resolve_python(project) == sys.executable
+    assert resolve_python(project, str(shims / "python3")) == sys.executable
+    run = run_pytest(project, ["tests/test_ops.py"], timeout=120)
+    assert run.status == "ok" and run.outcomes, run.message
 
 
 @pytest.mark.parametrize("kwargs, expected", [
