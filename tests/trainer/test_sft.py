@@ -173,12 +173,17 @@ def test_bad_input_is_one_clear_line(tmp_path, tiny_model_dir, capsys):
 def test_data_parallel_on_two_cpu_processes(trajectories_file, tiny_model_dir, tmp_path):
     """`torchrun --nproc_per_node 2` (gloo on the CPU): each process takes its share of the batch."""
     import os
+    import socket
     import subprocess
     import sys
 
     out = tmp_path / "ddp"
+    with socket.socket() as probe:  # a free port: a leftover run on torchrun's default one hangs this
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "trainer.sft",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+        "-m", "trainer.sft",
         *_args(trajectories_file, tiny_model_dir, out, "--max_steps", "2", "--save_steps", "2",
                "--per_device_train_batch_size", "1"),
     ]  # fmt: skip
