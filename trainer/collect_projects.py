@@ -18,8 +18,11 @@ and the language server:
    first verified one) asks the teacher, cuts each reply at the end of its code block and verifies
    each candidate with `ProjectVerifier` (the failing test and the tests that passed before).
 3. Where the teacher fails, `--hint` runs a rationalisation pass: the teacher is told which line is
-   wrong, its replies are still verified by the tests, and the record keeps the prompt without the
+   wrong (`--hint_shows fix`: shown the diff to the correct code; `--no_plain_pass`: only this
+   pass), its replies are still verified by the tests, and the record keeps the prompt without the
    hint (`Trajectory.hint` says what the teacher was shown).
+4. `--teacher gold` answers with the known fix and an explanation written from the mutation
+   (`trainer/gold.py`), through the same loop and the same test runs.
 
 Every candidate is written as a `Trajectory` (verified or not; duplicates of an earlier candidate are
 not), whose `task`, `wrong_code` and `feedback` rebuild the exact conversation the editor sends.
@@ -30,6 +33,7 @@ folder from them, so a fresh machine resumes from committed data.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import json
 import shutil
@@ -57,6 +61,8 @@ from trainer.buggy_projects import (
     generate,
     mbpp_projects,
 )
+from trainer.gold import TEACHER as TEACHER_GOLD
+from trainer.gold import GoldTeacher
 from trainer.records import (
     TRAJECTORIES_FILE,
     Trajectory,
@@ -75,6 +81,7 @@ TABLE_MD = "table.md"
 SOURCE_NAME = "mbpp-bugs"
 UNPARSED = "unparsed"
 _SNAPSHOT_EVERY_S = 600.0
+HINTS = ("line", "fix")
 _RECORD_SETTINGS = (
     "split",
     "per_project",
@@ -86,6 +93,8 @@ _RECORD_SETTINGS = (
     "seed",
     "styles",
     "hint",
+    "hint_shows",
+    "plain_pass",
 )
 
 
@@ -112,7 +121,10 @@ class ProjectCollectConfig:
     tries: int = field(default=6, metadata=_help("mutants run per source project to find them"))
     teacher: str = field(
         default="embedded",
-        metadata=_help("model spec that explains and repairs (default: the embedded 1.5B)"),
+        metadata=_help(
+            "model spec that explains and repairs (default: the embedded 1.5B), or 'gold': the "
+            "known fix with an explanation written from the mutation (trainer/gold.py)"
+        ),
     )
     refinements: int = field(
         default=4,
@@ -127,6 +139,20 @@ class ProjectCollectConfig:
     hint: bool = field(
         default=True,
         metadata=_help("rationalisation pass for bugs the teacher could not fix (--no_hint: off)"),
+    )
+    hint_shows: str = field(
+        default="line",
+        metadata=_help(
+            "what the rationalisation pass shows the teacher: 'line' (where the bug is) or 'fix' "
+            "(the diff from the buggy function to the correct one)"
+        ),
+    )
+    plain_pass: bool = field(
+        default=True,
+        metadata=_help(
+            "ask the teacher without a hint first (--no_plain_pass: the rationalisation pass "
+            "alone, a cheaper dataset whose replies are still verified by the tests)"
+        ),
     )
     seed: int = field(default=0, metadata=_help("generator and sampling seed"))
     timeout: float = field(default=30.0, metadata=_help("seconds per pytest run"))
@@ -149,6 +175,10 @@ class ProjectCollectConfig:
             )
         if min(self.per_project, self.tries, self.refinements) < 1:
             raise ValueError("--per_project, --tries and --refinements must be at least 1")
+        if self.hint_shows not in HINTS:
+            raise ValueError(f"--hint_shows must be one of {', '.join(HINTS)}, got {self.hint_shows!r}")
+        if not (self.plain_pass or self.hint):
+            raise ValueError("--no_plain_pass needs the hint pass: nothing would ask the teacher")
         bad = [style for style in self.styles if style not in dialogue.STYLES]
         if bad or not self.styles:
             raise ValueError(
@@ -269,6 +299,8 @@ class ProjectCollector:
             records: list[Trajectory] = []
             if task is not None and not isinstance(task, str):
                 backend = self.backend()
+                if isinstance(backend, GoldTeacher):
+                    backend.answer(bug, task)
                 for style in cfg.styles:
                     config = RepairConfig(
                         n=cfg.refinements,
@@ -279,13 +311,18 @@ class ProjectCollector:
                         seed=cfg.seed,
                     )
                     prompt, code, failure = conversation_parts(task, prompt_budget(backend, config))
-                    result = self._repair(prompt, code, failure, task, backend, config)
-                    records += self._records(bug, style, prompt, code, failure, result, "", written)
-                    if cfg.hint and not result.verified:
-                        hinted = prompt + "\n\n" + hint_for(bug)
-                        result = self._repair(hinted, code, failure, task, backend, config)
+                    verified = False
+                    if cfg.plain_pass:
+                        result = self._repair(prompt, code, failure, task, backend, config)
+                        records += self._records(bug, style, prompt, code, failure, result, "", written)
+                        verified = result.verified
+                    if cfg.hint and not verified:
+                        hint = hint_for(bug, cfg.hint_shows)
+                        result = self._repair(
+                            prompt + "\n\n" + hint, code, failure, task, backend, config
+                        )
                         records += self._records(
-                            bug, style, prompt, code, failure, result, hint_for(bug), written
+                            bug, style, prompt, code, failure, result, hint, written
                         )
             append_jsonl(self.out / TRAJECTORIES_FILE, records)
             written.update(r.key for r in records)
@@ -373,6 +410,8 @@ class ProjectCollector:
         return records
 
     def backend(self) -> Backend:
+        if self._backend is None and self.config.teacher == TEACHER_GOLD:
+            self._backend = GoldTeacher()
         if self._backend is None:
             from ledex.models import load_backend
 
@@ -416,13 +455,28 @@ class ProjectCollector:
         (target / TABLE_MD).write_text(table_markdown(table), encoding="utf-8")
 
 
-def hint_for(bug: BuggyProject) -> str:
-    """What the rationalisation pass tells the teacher: where the bug is, not what the fix is."""
+def hint_for(bug: BuggyProject, shows: str = "line") -> str:
+    """What the rationalisation pass tells the teacher: where the bug is ('line'), or the diff from
+    the buggy code to the correct code ('fix', STaR's rationalisation: the teacher still has to
+    explain the bug and write the repair, and the tests still judge it)."""
+    where = f"the bug is in `{bug.mutation.function}` in {bug.file}"
+    if shows == "fix":
+        diff = "".join(
+            line
+            for line in difflib.unified_diff(
+                bug.buggy_text.splitlines(keepends=True),
+                bug.source.files[bug.file].splitlines(keepends=True),
+                n=0,
+            )
+            if not line.startswith(("---", "+++", "@@"))
+        )
+        return (
+            f"Hint: {where}; the correct code differs from it by this change:\n```diff\n{diff}```\n"
+            "Explain why the test fails as if you had found the bug yourself, then write the fix. "
+            "Do not mention this hint or the diff in your answer."
+        )
     line = bug.buggy_text.splitlines()[bug.mutation.line - 1].strip()
-    return (
-        f"Hint: the bug is in `{bug.mutation.function}` in {bug.file}, on the line `{line}`. "
-        "Do not mention this hint in your answer."
-    )
+    return f"Hint: {where}, on the line `{line}`. Do not mention this hint in your answer."
 
 
 def bug_record(bug: BuggyProject, task: Any) -> dict[str, Any]:

@@ -135,6 +135,28 @@ def test_the_hint_pass_repairs_what_the_teacher_could_not_and_stays_out_of_the_p
     assert table["repaired"] == 0 and table["repaired_with_hint_only"] == 1
 
 
+def test_the_fix_hint_alone_shows_the_teacher_the_diff_and_never_the_student(tmp_path):
+    def only_with_the_diff(messages, params) -> str:
+        shown = messages[0]["content"]
+        if "```diff" in shown and "+" in shown.split("```diff")[1]:
+            return right(messages, params)
+        return dialogue.format_reply("Maybe this.", FIXED.replace("return self.balance", "return 0"))
+
+    overrides = {"per_project": 1, "plain_pass": False, "hint_shows": "fix"}
+    with LoopbackServer(reply=only_with_the_diff) as server:
+        table = ProjectCollector(config(tmp_path, server, **overrides)).run([account_project()])
+        asked = [request.body["messages"][0]["content"] for request in server.chat_requests]
+    records = trajectories(tmp_path / "out")
+    assert records and all(r.hint and r.verified for r in records)  # one pass, the hinted one
+    assert all("```diff" in shown for shown in asked)
+    assert all("Hint" not in r.task and "```diff" not in r.task for r in records)
+    assert table["repaired"] == 0 and table["repaired_with_hint_only"] == 1
+    with pytest.raises(ValueError, match="hint_shows"):
+        ProjectCollectConfig(hint_shows="answer").check()
+    with pytest.raises(ValueError, match="no_plain_pass"):
+        ProjectCollectConfig(plain_pass=False, hint=False).check()
+
+
 def test_a_rerun_resumes_and_a_fresh_folder_resumes_from_the_committed_snapshot(tmp_path):
     data = tmp_path / "data"
     with LoopbackServer(reply=right) as server:

@@ -1,0 +1,49 @@
+"""The gold teacher: the known fix of a generated bug, through the same repair loop and the same
+sandboxed test runs as a model's reply. Its records must verify for the reason every record does
+(the tests passed), its explanation must name the test, the slip and the line, and its reply must be
+the repaired definition alone (a short reply is a fast one on a CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ledex import dialogue
+from tests.trainer.test_buggy_projects import account_project
+from tests.trainer.test_collect_projects import trajectories
+from trainer.buggy_projects import generate
+from trainer.collect_projects import ProjectCollectConfig, ProjectCollector
+from trainer.gold import GoldTeacher, _change
+
+
+def test_every_gold_reply_is_verified_by_the_tests_and_names_the_line(tmp_path: Path):
+    config = ProjectCollectConfig(
+        teacher="gold", per_project=3, refinements=1, hint=False,
+        output_dir=str(tmp_path / "out"), progress=False, timeout=60.0,
+    )  # fmt: skip
+    table = ProjectCollector(config).run([account_project()])
+    records = trajectories(tmp_path / "out")
+    assert table["bugs"] >= 2 and table["repaired"] == table["bugs"] == len(records)
+    for record in records:
+        reply = dialogue.parse_reply(record.reply)
+        assert record.verified and record.teacher == "gold" and not record.hint
+        assert "`test_" in record.explanation and "Account.withdraw" in record.explanation
+        assert "should be" in record.explanation or "is missing" in record.explanation
+        assert "def withdraw" in reply.code and "def untested" not in reply.code  # the fix alone
+        assert "def __init__" not in reply.code
+
+
+def test_the_change_names_the_wrong_line_and_the_right_one():
+    source = account_project()
+    bugs = {bug.mutation.operator: bug for bug in generate([source], per_project=20, tries=40, seed=0)}
+    assert _change(bugs["comparison"]) == "`if amount >= self.balance:` should be `if amount > self.balance:`."
+    assert _change(bugs["missing-return"]) == "`return self.balance` is missing."
+
+
+def test_a_request_before_a_bug_is_a_clear_error():
+    teacher = GoldTeacher()
+    try:
+        teacher.generate([[{"role": "user", "content": "hi"}]])
+    except RuntimeError as error:
+        assert "answer(bug, task)" in str(error)
+    else:
+        raise AssertionError("a gold teacher with no bug answered")

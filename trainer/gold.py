@@ -1,0 +1,114 @@
+"""The known fix of a generated bug as a teacher: `ledex-train collect_projects --teacher gold`.
+
+A generated bug's fix is known: it is the source project's own code, whose tests pass. This teacher
+answers the editor's prompt with that code (the repaired definition alone, rendered the way the
+prompt shows code) and an explanation written from what is known about the bug: the failing test
+and its message, the kind of slip, the wrong line and the right one. Its replies go through the
+same repair loop, the same cut and the same sandboxed test runs as any teacher's, so a record is
+"verified" for the same reason: the tests passed.
+
+Why it exists: the strongest model available offline (the embedded 1.5B) verified 4 of 10
+candidates without help and, shown the diff to the correct code, still wrote a verified repair for
+only 1 of 3 bugs, with explanations that blamed the test (`trainer/datasets/README.md`). SFT on
+that would teach a small model to blame tests. Explanations written from the mutation are terse,
+but they name the test, the line and the change, which is what the editor's hover is for, and the
+replies are short (the changed definition only), which is what a CPU can decode quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+
+from ledex import dialogue, patching
+from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Sampling
+from ledex.models.embedded import DEFAULT_N_CTX
+from ledex.project_repair import ProjectTask, Site, render_code
+from trainer.buggy_projects import BuggyProject
+
+TEACHER = "gold"
+
+# What each operator's slip is, in the words of someone who found it (`trainer.mutants.OPERATORS`).
+_SLIPS = {
+    "comparison": "a comparison uses the wrong operator",
+    "boundary": "a boundary value is off by one",
+    "arithmetic": "an arithmetic operator is wrong",
+    "swapped-operands": "the operands of an operation are in the wrong order",
+    "range-off-by-one": "a `range` is off by one",
+    "index-off-by-one": "an index is off by one",
+    "slice": "a slice takes the wrong part of the sequence",
+    "inverted-condition": "a condition is inverted",
+    "boolean-operator": "two conditions are combined with the wrong boolean operator",
+    "missing-return": "a result is computed but never returned",
+    "wrong-variable": "it uses the wrong variable",
+    "wrong-attribute": "it uses the wrong attribute",
+    "wrong-key": "it looks up the wrong key",
+    "swapped-arguments": "two arguments are passed in the wrong order",
+    "wrong-default": "a parameter has the wrong default value",
+    "mutable-default": "a mutable default value is shared by every call, so one call's changes leak into the next",
+    "wrong-builtin": "it calls the wrong function",
+    "constant": "a constant has the wrong value",
+}
+
+
+class GoldTeacher(Backend):
+    """Answers with the known fix of the bug last given to `answer`; `generate` repeats it."""
+
+    def __init__(self, context_window: int = DEFAULT_N_CTX) -> None:
+        # the student's window, so that prompts are cut to the budget the editor will use
+        self.info = BackendInfo(spec=TEACHER, model=TEACHER, context_window=context_window)
+        self._reply: str | None = None
+
+    def answer(self, bug: BuggyProject, task: ProjectTask) -> None:
+        self._reply = gold_reply(bug, task)
+
+    def generate(
+        self, conversations: Sequence[Conversation], sampling: Sampling = Sampling()
+    ) -> list[list[Completion]]:
+        return [[Completion(self._text())] * sampling.n for _ in conversations]
+
+    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Generator[str, None, None]:
+        yield self._text()
+
+    def _text(self) -> str:
+        if self._reply is None:
+            raise RuntimeError("GoldTeacher.answer(bug, task) must come before a request")
+        return self._reply
+
+
+def gold_reply(bug: BuggyProject, task: ProjectTask) -> str:
+    """The reply a developer who found the bug would give: explanation, then the fixed definition."""
+    original = bug.source.files[bug.file]
+    symbol = patching.find_symbols(original).get(bug.mutation.function)
+    if symbol is None:  # the mutated function is gone from the original: cannot happen for a mutant
+        raise ValueError(f"{bug.mutation.function} is not defined in {bug.file}")
+    code = render_code({bug.file: original}, [Site(bug.file, symbol, "the known fix")])
+    return dialogue.format_reply(explanation(bug, task), code)
+
+
+def explanation(bug: BuggyProject, task: ProjectTask) -> str:
+    test = task.node_id.rsplit("::", 1)[-1]
+    message = task.test.message.strip()
+    if len(message) > 160:
+        message = message[:157] + "..."
+    fails = f"`{test}` fails with `{message}`" if message else f"`{test}` fails"
+    slip = _SLIPS.get(bug.mutation.operator, "one line is wrong")
+    return f"{fails} because of a bug in `{bug.mutation.function}`: {slip}. {_change(bug)}"
+
+
+def _change(bug: BuggyProject) -> str:
+    """The wrong line(s) and the right one(s), from the difference between the two files."""
+    buggy = [line.strip() for line in bug.buggy_text.splitlines()]
+    fixed = [line.strip() for line in bug.source.files[bug.file].splitlines()]
+    start = 0
+    while start < min(len(buggy), len(fixed)) and buggy[start] == fixed[start]:
+        start += 1
+    end = 0
+    while end < min(len(buggy), len(fixed)) - start and buggy[-1 - end] == fixed[-1 - end]:
+        end += 1
+    wrong = " ".join(buggy[start : len(buggy) - end])
+    right = " ".join(fixed[start : len(fixed) - end])
+    if wrong and right:
+        return f"`{wrong}` should be `{right}`."
+    if right:
+        return f"`{right}` is missing."
+    return f"`{wrong}` should not be there."
