@@ -3,6 +3,7 @@
     python benchmarks/train_speed.py                                  # embedded:0.5b, LoRA, 256 tokens
     python benchmarks/train_speed.py --model embedded:1.5b --tokens 512 --batch 4
     python benchmarks/train_speed.py --full_finetune --json out.json
+    python benchmarks/train_speed.py --bf16 --tokens 512              # bf16 autocast against float32
     python benchmarks/train_speed.py --model FOLDER --random_init     # same shapes, random weights
 
 It runs the real trainer (`trainer.sft.build_trainer`: the chat template, the completion-only loss,
@@ -102,6 +103,8 @@ def main() -> int:
     parser.add_argument("--full_finetune", action="store_true")
     parser.add_argument("--gradient_checkpointing", action="store_true", help="TRL's default; off here")
     parser.add_argument("--random_init", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (the CPU default is float32)")
+    parser.add_argument("--lora_layers", type=int, help="adapt only the last N layers (sft's option)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
@@ -133,6 +136,10 @@ def main() -> int:
     ]  # fmt: skip
     if args.full_finetune:
         argv.append("--full_finetune")
+    if args.bf16:
+        argv += ["--bf16", "true"]
+    if args.lora_layers:
+        argv += ["--lora_layers", str(args.lora_layers)]
     script_args, training_args, explicit = sft.parse_args(argv)
     prepared = sft.build_trainer(script_args, training_args, explicit)
     trainer = prepared.trainer
@@ -163,7 +170,7 @@ def main() -> int:
     total = sum(p.numel() for p in trainer.model.parameters())
     result = {
         "model": args.model + (" (random init)" if args.random_init else ""),
-        "method": "full" if args.full_finetune else "lora r=16 (all projections)",
+        "method": "full" if args.full_finetune else "lora r=16 (all projections" + (f", last {args.lora_layers} layers)" if args.lora_layers else ")"),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})",
         "dtype": "bf16 autocast" if training_args.bf16 else "float32",
         "tokens_per_example": length,

@@ -45,6 +45,13 @@ class AdaptationArguments:
         default=None,
         metadata={"help": "modules to adapt (default: all attention and MLP projections)"},
     )
+    lora_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "adapt only the last N transformer layers (default: all); the backward pass "
+            "then stops at the first adapted layer, which makes CPU training much cheaper"
+        },
+    )
     resume: bool = field(
         default=True,
         metadata={"help": "continue from the last checkpoint in output_dir, if there is one"},
@@ -261,6 +268,27 @@ def _forget_gguf_origin(model: Any) -> None:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
 
+
+
+def lora_config(args: AdaptationArguments, model: Any) -> Any:
+    """The PEFT LoRA config of a new adapter (sft and rl): rank, targets and, with `lora_layers`,
+    only the last layers (gradients then never flow through the frozen layers below them)."""
+    from peft import LoraConfig
+
+    layers = None
+    if args.lora_layers is not None:
+        total = int(model.config.num_hidden_layers)
+        if not 0 < args.lora_layers <= total:
+            raise ValueError(f"--lora_layers must be between 1 and {total} for this model, got {args.lora_layers}")
+        layers = list(range(total - args.lora_layers, total))
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=args.lora_target_modules or default_lora_targets(model),
+        layers_to_transform=layers,
+        task_type="CAUSAL_LM",
+    )
 
 
 def default_lora_targets(model: Any) -> list[str]:

@@ -356,7 +356,7 @@ def base_of_adapter(folder: str) -> str:
 
 def load_policy(script_args: RLScriptArguments, use_cpu: bool) -> tuple[Any, Any, Any, str]:
     """(model, tokenizer, peft_config or None, base model name)."""
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
 
     from trainer import modeling
 
@@ -370,13 +370,7 @@ def load_policy(script_args: RLScriptArguments, use_cpu: bool) -> tuple[Any, Any
     model, tokenizer = modeling.load_model_and_tokenizer(script_args.model, use_cpu=use_cpu)
     peft_config = None
     if not script_args.full_finetune:
-        peft_config = LoraConfig(
-            r=script_args.lora_r,
-            lora_alpha=script_args.lora_alpha,
-            lora_dropout=script_args.lora_dropout,
-            target_modules=script_args.lora_target_modules or modeling.default_lora_targets(model),
-            task_type="CAUSAL_LM",
-        )
+        peft_config = modeling.lora_config(script_args, model)
     return model, tokenizer, peft_config, script_args.model
 
 

@@ -186,7 +186,6 @@ def build_trainer(
 ) -> Prepared:
     """Read the data, load the model, and build the SFTTrainer (not started)."""
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import SFTTrainer
 
     from trainer import chat_data, modeling
@@ -215,13 +214,7 @@ def build_trainer(
 
     peft_config = None
     if not script_args.full_finetune:
-        peft_config = LoraConfig(
-            r=script_args.lora_r,
-            lora_alpha=script_args.lora_alpha,
-            lora_dropout=script_args.lora_dropout,
-            target_modules=script_args.lora_target_modules or modeling.default_lora_targets(model),
-            task_type="CAUSAL_LM",
-        )
+        peft_config = modeling.lora_config(script_args, model)
     dataset = Dataset.from_list([{"prompt": e["prompt"], "completion": e["completion"]} for e in examples])
     trainer = SFTTrainer(
         model=model,

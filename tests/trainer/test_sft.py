@@ -206,3 +206,18 @@ def test_accelerate_configs_are_valid():
     assert configs["zero2"].deepspeed_config["zero_stage"] == 2
     assert configs["zero3"].deepspeed_config["zero_stage"] == 3
     assert configs["multi_gpu"].distributed_type == "MULTI_GPU"
+
+
+def test_lora_layers_adapts_only_the_last_layers_and_rejects_a_bad_count(tiny_model_dir):
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from trainer import modeling
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    args = modeling.AdaptationArguments(lora_layers=1)
+    adapted = get_peft_model(model, modeling.lora_config(args, model))
+    trained = {name for name, p in adapted.named_parameters() if p.requires_grad}
+    assert trained and all(".layers.1." in name for name in trained)  # the last of 2 layers only
+    with pytest.raises(ValueError, match="between 1 and 2"):
+        modeling.lora_config(modeling.AdaptationArguments(lora_layers=3), model)
