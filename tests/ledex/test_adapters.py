@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ BASE = "smollm2-135m"
 NAME = "smollm2-test-lora"
 PROMPT = [{"role": "user", "content": "Write a Python function that adds two numbers."}]
 GREEDY = Sampling(max_tokens=16, temperature=0, seed=0)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "buggy_inventory"
 
 
 def _write_lora(base: Path, out: Path, rank: int = 4) -> Path:
@@ -135,6 +137,10 @@ def test_an_adapter_made_for_other_base_weights_is_refused(shipped, monkeypatch,
         load_backend(f"embedded:{NAME}")
     assert cli.main(["model", "path", NAME]) == 1
     assert "garbage" in capsys.readouterr().err
+    # `ledex fix --model NAME` takes the name the same way (its tests run, then the model loads)
+    fix = ["fix", str(EXAMPLE), "--model", f"embedded:{NAME}", "--python", sys.executable]
+    assert cli.main(fix) == 2
+    assert "garbage" in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_one_adapter_only(shipped, lora):
