@@ -492,6 +492,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "MBPP's validation and test splits (never trained or tuned on), built once into the cache",
     )
     add("--suite-size", type=int, default=240, help="projects in the generated suite")
+    add(
+        "--report",
+        action="store_true",
+        help="run nothing: print the table of every configuration in --out (any model and style, "
+        "this -n and --seed) on the selected cases",
+    )
+    add(
+        "--baseline",
+        metavar="'MODEL STYLE'",
+        help="also print each configuration's ratios to this one (measured in the same file): "
+        "verified tests, fixed cases, p50 seconds per fix, e.g. --baseline 'embedded anchor'",
+    )
     add("--cases-root", type=Path, default=None, help=argparse.SUPPRESS)
     add("--timeout", type=float, default=60.0, help="seconds per pytest run")
     add(
@@ -509,6 +521,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.n < 1 or min(args.rounds_list) < 1 or (args.limit is not None and args.limit < 1):
         parser.error("-n, --rounds-list and --limit must be positive")
+    if args.report and (args.out is None or not args.out.exists()):
+        parser.error("--report needs the --out file of earlier runs")
     if args.out is None:
         args.out = RESULTS_DIR / f"repair-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     return args
@@ -537,6 +551,28 @@ def _prepare_output(out: Path) -> None:
         ignore.write_text("# benchmark results are local\n*\n", encoding="utf-8")
 
 
+def ratio_lines(rows: Sequence[Row], baseline: str) -> list[str]:
+    """Each configuration against the baseline configuration ("MODEL STYLE"), same records."""
+    model, _, style = baseline.rpartition(" ")
+    base = next((r for r in rows if (r.model, r.style) == (model, style)), None)
+    if base is None:
+        return [f"baseline {baseline!r}: no such configuration in these records"]
+
+    def ratio(ours: float | None, theirs: float | None) -> str:
+        return "-" if ours is None or not theirs else f"{ours / theirs:.2f}x"
+
+    lines = [f"ratios to the baseline {base.model} {base.style} r{base.rounds} (same cases, same file):"]
+    for row in rows:
+        if row is base:
+            continue
+        lines.append(
+            f"  {row.model} {row.style} r{row.rounds}: verified tests {ratio(row.verified, base.verified)}, "
+            f"fixed cases {ratio(row.fixed_cases, base.fixed_cases)}, "
+            f"p50 s/fix {ratio(row.p50_fix, base.p50_fix)}"
+        )
+    return lines
+
+
 def print_report(console: Any, records: list[dict[str, Any]], extra: Sequence[str] = ()) -> None:
     from rich import box
     from rich.table import Table
@@ -545,7 +581,7 @@ def print_report(console: Any, records: list[dict[str, Any]], extra: Sequence[st
         console.print("no results for this selection")
         return
     table = Table(
-        title="repair loop on benchmarks/cases (same cases, same seeds)", box=box.SIMPLE_HEAD
+        title="repair loop (same cases, same seeds)", box=box.SIMPLE_HEAD
     )
     for name in TABLE_HEADER:
         left = name in ("model", "style", "candidate verdicts")
@@ -695,6 +731,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not cases:
         err.print("no case matches --cases/--limit")
         return 2
+    if args.report:
+        selected = {case.name for case in cases}
+        shown = [
+            r
+            for r in read_records(args.out)
+            if r["case"] in selected
+            and (r.get("n"), r.get("seed")) == (args.n, args.seed)
+        ]
+        extra = ratio_lines(summarize(shown), args.baseline) if args.baseline else []
+        print_report(console, shown, extra)
+        return 0
     _prepare_output(args.out)
     configs = [(style, rounds) for style in args.styles for rounds in args.rounds_list if style != ANCHOR]
     largest = max(args.rounds_list)
@@ -770,6 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         and (r.get("n"), r.get("seed")) == (args.n, args.seed)
         and r["case"] in selected
     ]
+    if args.baseline:
+        notes += ratio_lines(summarize(shown), args.baseline)
     print_report(console, shown, notes)
     console.print(f"per-test results: {args.out}", highlight=False)
     return 0

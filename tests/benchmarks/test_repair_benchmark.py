@@ -174,3 +174,29 @@ def test_the_loop_and_the_naive_anchor_run_side_by_side_on_a_case(tmp_path, caps
         and "tests/test_account.py::" in plain[0][0]["content"]
     )
     assert "anchor" in capsys.readouterr().out
+
+
+def test_ratios_to_a_baseline_configuration_and_the_report_of_a_file(tmp_path, capsys):
+    records = [
+        _record(model="trained", style="explain+refine", test="t::a", seconds=4),
+        _record(model="trained", style="explain+refine", test="t::b", seconds=6),
+        _record(model="big", style="anchor", test="t::a", seconds=20),
+        _record(model="big", style="anchor", test="t::b", verified=False, seconds=30),
+        _record(model="small", style="refine", test="t::a", verified=False),
+        _record(model="small", style="refine", test="t::b", verified=False),
+    ]
+    lines = bench.ratio_lines(bench.summarize(records), "big anchor")
+    assert lines[0].startswith("ratios to the baseline big anchor r1")
+    assert "trained explain+refine r1: verified tests 2.00x, fixed cases -, p50 s/fix 0.25x" in lines[1]
+    assert "small refine r1: verified tests 0.00x" in lines[2]
+    assert "no such configuration" in bench.ratio_lines(bench.summarize(records), "nobody anchor")[0]
+
+    out = tmp_path / "run.jsonl"
+    real_case = load_cases(CASES_ROOT)[0].name
+    out.write_text("".join(json.dumps({**r, "case": real_case}) + "\n" for r in records))
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--report", "--out", str(tmp_path / "missing.jsonl")])
+    args = ["--report", "--out", str(out), "-n", "2", "--baseline", "big anchor"]
+    assert bench.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "trained" in printed and "small" in printed and "ratios to the baseline big anchor" in printed
