@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from ledex import weights
+from ledex import cli, weights
 from ledex.errors import WeightsError
 from ledex.weights import Chunk, EmbeddedModel
 
@@ -247,6 +249,19 @@ def test_shipped_adapters_match_their_pins():
         assert path.stat().st_size == adapter.size <= 25 * 2**20
         assert weights.sha256_file(path) == adapter.sha256
         assert (path.parent / adapter.card).is_file()
+
+
+@pytest.mark.model
+def test_every_shipped_adapter_fixes_the_example(monkeypatch, capsys):
+    """#14: the shipped adapter loads by name and fixes examples/buggy_inventory, as `ledex fix`
+    runs it for a user (default loop settings; its base model is one `make test` installs)."""
+    monkeypatch.undo()  # the real cache
+    example = Path(__file__).resolve().parents[2] / "examples" / "buggy_inventory"
+    for name in weights.ADAPTERS:  # empty until one ships
+        argv = ["fix", str(example), "--model", f"embedded:{name}", "--json", "--no-cache"]
+        code = cli.main([*argv, "--python", sys.executable])
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0 and all(r["verified"] for r in report["results"]), (name, report)
 
 
 def test_the_shipped_test_model_verifies(monkeypatch, smollm2_path):
