@@ -183,11 +183,17 @@ class ShippedAdapter:
 
 
 _SHIPPED_ADAPTERS: tuple[ShippedAdapter, ...] = (
-    # ShippedAdapter(
-    #     name="0.5b-ledex", base="0.5b", filename="0.5b-ledex.gguf", size=...,
-    #     sha256="...", base_sha256="1d96...",  # gguf_sha256 of the run, in full
-    #     description="...", license="Apache-2.0", card="0.5b-ledex.md",
-    # ),
+    ShippedAdapter(
+        name="0.5b-ledex",
+        base="0.5b",
+        filename="0.5b-ledex.gguf",
+        size=8810528,
+        sha256="f3967859b1154372a8a550fcbfda0f653afba43c9ef4e00f8e74767fcd33e137",
+        base_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        description="ledex's own LoRA on the 0.5B, trained to explain and fix in the editor's prompt (see its card)",
+        license="Apache-2.0 (adapter); data CC BY 4.0 (MBPP)",
+        card="0.5b-ledex.md",
+    ),
 )
 ADAPTERS: dict[str, ShippedAdapter] = {a.name: a for a in _SHIPPED_ADAPTERS}
 
