@@ -8,7 +8,8 @@ same repair loop, the same cut and the same sandboxed test runs as any teacher's
 "verified" for the same reason: the tests passed.
 
 Why it exists: the strongest model available offline (the embedded 1.5B) verified 4 of 10
-candidates without help and, shown the diff to the correct code, still wrote a verified repair for
+candidates without help (`trainer/datasets/mbpp-bugs/table.md`) and, in a 3-bug trial shown the diff to
+the correct code (`--hint_shows fix --no_plain_pass`), still wrote a verified repair for
 only 1 of 3 bugs, with explanations that blamed the test (`trainer/datasets/README.md`). SFT on
 that would teach a small model to blame tests. Explanations written from the mutation are terse,
 but they name the test, the line and the change, which is what the editor's hover is for, and the
