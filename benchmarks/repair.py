@@ -498,6 +498,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="run nothing: print the table of every configuration in --out (any model and style, "
         "this -n and --seed) on the selected cases",
     )
+    add("--markdown", action="store_true", help="with --report: print the table as Markdown")
     add(
         "--baseline",
         metavar="'MODEL STYLE'",
@@ -551,12 +552,30 @@ def _prepare_output(out: Path) -> None:
         ignore.write_text("# benchmark results are local\n*\n", encoding="utf-8")
 
 
-def ratio_lines(rows: Sequence[Row], baseline: str) -> list[str]:
-    """Each configuration against the baseline configuration ("MODEL STYLE"), same records."""
+def mcnemar_p(only_ours: int, only_theirs: int) -> float:
+    """McNemar's exact two-sided p-value: the discordant pairs against a fair coin."""
+    n = only_ours + only_theirs
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_ours, only_theirs) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def ratio_lines(
+    rows: Sequence[Row], baseline: str, records: Sequence[dict[str, Any]] = ()
+) -> list[str]:
+    """Each configuration against the baseline configuration ("MODEL STYLE"), same records; with
+    the records, also the tests only one of the two verified and McNemar's exact p on them (the
+    tests of one case are not independent: read it as a guide, not a proof)."""
     model, _, style = baseline.rpartition(" ")
     base = next((r for r in rows if (r.model, r.style) == (model, style)), None)
     if base is None:
         return [f"baseline {baseline!r}: no such configuration in these records"]
+    verdicts: dict[tuple[str, str, int], dict[tuple[str, str], bool]] = {}
+    for record in records:
+        config = (record["model"], record["style"], record["rounds"])
+        verdicts.setdefault(config, {})[(record["case"], record["test"])] = bool(record["verified"])
+    theirs = verdicts.get((base.model, base.style, base.rounds), {})
 
     def ratio(ours: float | None, theirs: float | None) -> str:
         return "-" if ours is None or not theirs else f"{ours / theirs:.2f}x"
@@ -565,12 +584,29 @@ def ratio_lines(rows: Sequence[Row], baseline: str) -> list[str]:
     for row in rows:
         if row is base:
             continue
+        ours = verdicts.get((row.model, row.style, row.rounds), {})
+        both = ours.keys() & theirs.keys()
+        only_ours = sum(ours[k] and not theirs[k] for k in both)
+        only_theirs = sum(theirs[k] and not ours[k] for k in both)
+        paired = (
+            f"; paired on {len(both)} tests: {only_ours} verified only here, {only_theirs} only by "
+            f"the baseline, McNemar exact p={mcnemar_p(only_ours, only_theirs):.3f}"
+            if both
+            else ""
+        )
         lines.append(
             f"  {row.model} {row.style} r{row.rounds}: verified tests {ratio(row.verified, base.verified)}, "
             f"fixed cases {ratio(row.fixed_cases, base.fixed_cases)}, "
-            f"p50 s/fix {ratio(row.p50_fix, base.p50_fix)}"
+            f"p50 s/fix {ratio(row.p50_fix, base.p50_fix)}{paired}"
         )
     return lines
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    """The table as Markdown (for a model card or a README), every cell as the console shows it."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(summarize(records))]
+    return "\n".join(lines)
 
 
 def print_report(console: Any, records: list[dict[str, Any]], extra: Sequence[str] = ()) -> None:
@@ -739,8 +775,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if r["case"] in selected
             and (r.get("n"), r.get("seed")) == (args.n, args.seed)
         ]
-        extra = ratio_lines(summarize(shown), args.baseline) if args.baseline else []
-        print_report(console, shown, extra)
+        extra = ratio_lines(summarize(shown), args.baseline, shown) if args.baseline else []
+        if args.markdown:
+            print(markdown_table(shown))
+            print("\n".join(extra))
+        else:
+            print_report(console, shown, extra)
         return 0
     _prepare_output(args.out)
     configs = [(style, rounds) for style in args.styles for rounds in args.rounds_list if style != ANCHOR]
@@ -818,7 +858,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         and r["case"] in selected
     ]
     if args.baseline:
-        notes += ratio_lines(summarize(shown), args.baseline)
+        notes += ratio_lines(summarize(shown), args.baseline, shown)
     print_report(console, shown, notes)
     console.print(f"per-test results: {args.out}", highlight=False)
     return 0

@@ -185,10 +185,15 @@ def test_ratios_to_a_baseline_configuration_and_the_report_of_a_file(tmp_path, c
         _record(model="small", style="refine", test="t::a", verified=False),
         _record(model="small", style="refine", test="t::b", verified=False),
     ]
-    lines = bench.ratio_lines(bench.summarize(records), "big anchor")
+    lines = bench.ratio_lines(bench.summarize(records), "big anchor", records)
     assert lines[0].startswith("ratios to the baseline big anchor r1")
     assert "trained explain+refine r1: verified tests 2.00x, fixed cases -, p50 s/fix 0.25x" in lines[1]
-    assert "small refine r1: verified tests 0.00x" in lines[2]
+    assert "paired on 2 tests: 1 verified only here, 0 only by the baseline, McNemar exact p=1.000" in lines[1]
+    assert "small refine r1: verified tests 0.00x" in lines[2] and "0 verified only here, 1 only" in lines[2]
+    assert bench.mcnemar_p(11, 3) == pytest.approx(0.0574, abs=1e-4)  # scipy's binomtest agrees
+    assert bench.mcnemar_p(0, 0) == 1.0
+    table = bench.markdown_table(records).splitlines()
+    assert table[0].startswith("| model | style |") and len(table) == 2 + 3
     assert "no such configuration" in bench.ratio_lines(bench.summarize(records), "nobody anchor")[0]
 
     out = tmp_path / "run.jsonl"
@@ -200,3 +205,5 @@ def test_ratios_to_a_baseline_configuration_and_the_report_of_a_file(tmp_path, c
     assert bench.main(args) == 0
     printed = capsys.readouterr().out
     assert "trained" in printed and "small" in printed and "ratios to the baseline big anchor" in printed
+    assert bench.main([*args, "--markdown"]) == 0
+    assert "| trained | explain+refine | 1 | 2/2 (100%) |" in capsys.readouterr().out
