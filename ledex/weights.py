@@ -252,10 +252,14 @@ def _marker_path(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
+def _model_pins(model: EmbeddedModel) -> dict[str, object]:
+    return {"sha256": model.sha256}
+
+
 def is_installed(model: EmbeddedModel) -> bool:
     """True when the file is there and unchanged since its hash was last checked."""
     path = model_path(model)
-    return path.is_file() and _marker_matches(path, model)
+    return path.is_file() and _marker_matches(_marker_path(path), path, _model_pins(model))
 
 
 def locate(name: str | None = None) -> Path:
@@ -269,7 +273,7 @@ def locate(name: str | None = None) -> Path:
         raise WeightsError(
             f"embedded model '{model.name}' is not installed; run: ledex model install {model.name}"
         )
-    if not _marker_matches(path, model):
+    if not _marker_matches(_marker_path(path), path, _model_pins(model)):
         verify(model.name)
     return path
 
@@ -330,22 +334,15 @@ def _adapter_marker_path(adapter: ShippedAdapter) -> Path:
     return cache_dir() / "adapters" / f"{adapter.name}.verified"
 
 
-def _adapter_marker(adapter: ShippedAdapter, path: Path) -> dict[str, object]:
-    stat = path.stat()
-    return {
-        "path": str(path), "sha256": adapter.sha256, "base_sha256": adapter.base_sha256,
-        "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-    }  # fmt: skip
+def _adapter_pins(adapter: ShippedAdapter, path: Path) -> dict[str, object]:
+    # the path too: one cache serves every install of ledex (a venv's adapter is not a clone's)
+    return {"path": str(path), "sha256": adapter.sha256, "base_sha256": adapter.base_sha256}
 
 
 def adapter_is_verified(adapter: ShippedAdapter) -> bool:
     """True when the adapter file is unchanged since its hash last matched (no hashing here)."""
     path = adapter_path(adapter)
-    try:
-        marker = json.loads(_adapter_marker_path(adapter).read_text())
-        return bool(marker == _adapter_marker(adapter, path))
-    except (OSError, ValueError):
-        return False
+    return _marker_matches(_adapter_marker_path(adapter), path, _adapter_pins(adapter, path))
 
 
 def verify_adapter(adapter: ShippedAdapter, progress: Progress | None = None) -> Path:
@@ -369,8 +366,7 @@ def verify_adapter(adapter: ShippedAdapter, progress: Progress | None = None) ->
             f"{adapter.size} bytes with SHA-256 {adapter.sha256[:12]}...); reinstall ledex "
             "(pip install --force-reinstall ledex, or `git checkout` in a clone)"
         )
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(_adapter_marker(adapter, path)))
+    _write_marker(marker, path, _adapter_pins(adapter, path))
     return path
 
 
@@ -396,19 +392,27 @@ def adapter_is_installed(adapter: ShippedAdapter) -> bool:
 # --- verification --------------------------------------------------------------------------------
 
 
-def _marker_matches(path: Path, model: EmbeddedModel) -> bool:
+# A marker records that `path` hashed to its pins when it had this size and mtime, so a file left
+# alone is not hashed again on every start (1 GB takes seconds); any change means hashing again.
+# Base models keep theirs beside the file, shipped adapters in the cache (the package may be
+# read-only).
+
+
+def _marker_fields(path: Path, pins: dict[str, object]) -> dict[str, object]:
+    stat = path.stat()
+    return {**pins, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _marker_matches(marker: Path, path: Path, pins: dict[str, object]) -> bool:
     try:
-        marker = json.loads(_marker_path(path).read_text())
-        stat = path.stat()
+        return bool(json.loads(marker.read_text()) == _marker_fields(path, pins))
     except (OSError, ValueError):
         return False
-    return marker == {"sha256": model.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _write_marker(path: Path, model: EmbeddedModel) -> None:
-    stat = path.stat()
-    marker = {"sha256": model.sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    _marker_path(path).write_text(json.dumps(marker))
+def _write_marker(marker: Path, path: Path, pins: dict[str, object]) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(_marker_fields(path, pins)))
 
 
 def sha256_file(path: Path, progress: Progress | None = None) -> str:
@@ -439,7 +443,7 @@ def verify(name: str | None = None, progress: Progress | None = None) -> Path:
             f"{path} is corrupt (SHA-256 {actual[:12]}..., expected {model.sha256[:12]}...); "
             f"run: ledex model install --force {model.name}"
         )
-    _write_marker(path, model)
+    _write_marker(_marker_path(path), path, _model_pins(model))
     return path
 
 
@@ -564,7 +568,7 @@ def assemble(
     finally:
         if partial is not None:
             partial.unlink(missing_ok=True)
-    _write_marker(dest, model)
+    _write_marker(_marker_path(dest), dest, _model_pins(model))
     return dest
 
 
