@@ -100,6 +100,12 @@ class BuggyProject:
         )
         return folder
 
+    def changed_lines(self) -> tuple[list[str], list[str]]:
+        """The lines of the buggy file that the bug changed, and what they are in the correct one."""
+        buggy, fixed = self.buggy_text.splitlines(), self.source.files[self.file].splitlines()
+        a1, a2, b1, b2 = _changed_span(buggy, fixed)
+        return buggy[a1:a2], fixed[b1:b2]
+
     def case(self) -> dict:
         old, new = _unique_replacement(self.buggy_text, self.source.files[self.file])
         return {
@@ -376,17 +382,24 @@ def _module_name(entry_point: str) -> str:
     return name
 
 
-def _unique_replacement(buggy: str, fixed: str) -> tuple[str, str]:
-    """The smallest run of whole lines around the change whose buggy text occurs once in the file,
-    and what it becomes in the fixed file."""
-    old_lines, new_lines = buggy.splitlines(keepends=True), fixed.splitlines(keepends=True)
+def _changed_span(old_lines: list[str], new_lines: list[str]) -> tuple[int, int, int, int]:
+    """(a1, a2, b1, b2): old_lines[a1:a2] became new_lines[b1:b2], from the first differing line
+    to the last (one mutation is one change)."""
     opcodes = [
         op
         for op in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes()
         if op[0] != "equal"
     ]
-    a1, a2 = opcodes[0][1], opcodes[-1][2]
-    b1, b2 = opcodes[0][3], opcodes[-1][4]
+    if not opcodes:
+        raise ValueError("the two versions of the file are the same")
+    return opcodes[0][1], opcodes[-1][2], opcodes[0][3], opcodes[-1][4]
+
+
+def _unique_replacement(buggy: str, fixed: str) -> tuple[str, str]:
+    """The smallest run of whole lines around the change whose buggy text occurs once in the file,
+    and what it becomes in the fixed file."""
+    old_lines, new_lines = buggy.splitlines(keepends=True), fixed.splitlines(keepends=True)
+    a1, a2, b1, b2 = _changed_span(old_lines, new_lines)
     while True:
         old = "".join(old_lines[a1:a2])
         if old and buggy.count(old) == 1:

@@ -33,7 +33,6 @@ folder from them, so a fresh machine resumes from committed data.
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import json
 import shutil
@@ -461,15 +460,8 @@ def hint_for(bug: BuggyProject, shows: str = "line") -> str:
     explain the bug and write the repair, and the tests still judge it)."""
     where = f"the bug is in `{bug.mutation.function}` in {bug.file}"
     if shows == "fix":
-        diff = "".join(
-            line
-            for line in difflib.unified_diff(
-                bug.buggy_text.splitlines(keepends=True),
-                bug.source.files[bug.file].splitlines(keepends=True),
-                n=0,
-            )
-            if not line.startswith(("---", "+++", "@@"))
-        )
+        buggy, fixed = bug.changed_lines()
+        diff = "".join([*(f"-{line}\n" for line in buggy), *(f"+{line}\n" for line in fixed)])
         return (
             f"Hint: {where}; the correct code differs from it by this change:\n```diff\n{diff}```\n"
             "Explain why the test fails as if you had found the bug yourself, then write the fix. "

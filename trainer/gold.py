@@ -98,16 +98,9 @@ def explanation(bug: BuggyProject, task: ProjectTask) -> str:
 
 def _change(bug: BuggyProject) -> str:
     """The wrong line(s) and the right one(s), from the difference between the two files."""
-    buggy = [line.strip() for line in bug.buggy_text.splitlines()]
-    fixed = [line.strip() for line in bug.source.files[bug.file].splitlines()]
-    start = 0
-    while start < min(len(buggy), len(fixed)) and buggy[start] == fixed[start]:
-        start += 1
-    end = 0
-    while end < min(len(buggy), len(fixed)) - start and buggy[-1 - end] == fixed[-1 - end]:
-        end += 1
-    wrong = " ".join(buggy[start : len(buggy) - end])
-    right = " ".join(fixed[start : len(fixed) - end])
+    buggy, fixed = bug.changed_lines()
+    wrong = " ".join(line.strip() for line in buggy)
+    right = " ".join(line.strip() for line in fixed)
     if wrong and right:
         return f"`{wrong}` should be `{right}`."
     if right:
