@@ -163,7 +163,9 @@ def _model_path(args: argparse.Namespace) -> int:
     if adapter := weights.shipped_adapter(spec):
         path = weights.locate_adapter(adapter)
         base = weights.locate(adapter.base)
-        print(f"{path} (LoRA adapter on the embedded model {adapter.base}: {base})")
+        # stdout is the bare path, for scripts; what it applies to goes to stderr, for people
+        print(f"LoRA adapter on the embedded model {adapter.base}: {base}", file=sys.stderr)
+        print(path)
         return 0
     print(weights.locate(args.name))
     return 0

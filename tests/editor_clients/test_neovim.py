@@ -326,6 +326,19 @@ def test_checkhealth_reports_a_missing_model_and_interpreter(nvim, tmp_path):
     assert any("/nonexistent/python3" in line for line in errors), text
 
 
+def test_checkhealth_refuses_a_second_adapter_on_a_shipped_one(nvim, tmp_path):
+    """`embedded:0.5b-ledex+mine.gguf` cannot load (one adapter at a time), so health says so too."""
+    mine = tmp_path / "mine.gguf"
+    mine.write_bytes(b"GGUF")
+    output = tmp_path / "health.txt"
+    setup = {"python": sys.executable, "settings": {"model": f"embedded:0.5b-ledex+{mine}"}}
+    result = run_nvim(nvim, tmp_path, "health", setup=setup, output=str(output))
+    assert result["returncode"] == 0, explain(result)
+    text = output.read_text()
+    errors = [line for line in text.splitlines() if "ERROR" in line]
+    assert any("already a LoRA adapter" in line for line in errors), text
+
+
 def test_an_interpreter_without_ledex_is_explained(nvim, tmp_path, project):
     """The server cannot start: the user is told that ledex is missing from that interpreter and
     how to install it; Neovim keeps working."""

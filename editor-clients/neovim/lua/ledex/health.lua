@@ -110,10 +110,8 @@ local function check_model(h, config, cli, ledex_ok)
       h.warn(("model `%s` not checked: ledex is not installed"):format(spec))
       return
     end
-    local args = { "model", "path" }
-    if target ~= "" then
-      table.insert(args, target)
-    end
+    -- the whole spec, so that what loading refuses (a second adapter on a shipped one) is refused
+    local args = { "model", "path", spec }
     local ok, output = run(vim.list_extend(vim.deepcopy(cli), args))
     if ok then
       h.ok(("model `%s` is installed: %s"):format(spec, last_line(output)))
