@@ -230,7 +230,7 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     for index in range(config.n):
         one = replace(sampling, n=1, seed=sampling.seed_for(index))
         started = time.perf_counter()
-        text = ""
+        text, checked = "", 0
         with contextlib.closing(backend.stream(conversation, one)) as pieces:
             for piece in pieces:
                 text += piece
@@ -238,6 +238,10 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
                     break
                 if _ends_a_fence(piece, text) and _answer_complete(text, current, config.style):
                     break
+                if len(text) - checked >= _LOOP_CHECK_EVERY:
+                    checked = len(text)
+                    if _looping(text):
+                        break
         record.generation_seconds += time.perf_counter() - started
         yield text
 
@@ -257,6 +261,22 @@ def _ends_a_fence(piece: str, text: str) -> bool:
     """The piece completed a bare fence line: a code block may just have closed."""
     last_line = text.rstrip().rsplit("\n", 1)[-1].strip()
     return ("`" in piece or "~" in piece) and _BARE_FENCE.fullmatch(last_line) is not None
+
+
+# Small models sometimes fall into a loop (`<--- <--- <--- ...`, one comment line again and
+# again) and never close their code block; decoding that to max_tokens costs a minute on a laptop
+# CPU for a reply that cannot be used. A short unit repeated over the end of the reply stops it
+# (the candidate is then a reply cut off inside its code block, like one that hit max_tokens).
+_LOOP = re.compile(r"(.{1,60}?)\1{9,}\Z", re.DOTALL)
+_LOOP_MIN_CHARS = 240  # ten repeats of a unit and at least this much: no real code looks like it
+_LOOP_TAIL = 1000
+_LOOP_CHECK_EVERY = 100  # characters between checks (one is ~1 ms)
+
+
+def _looping(text: str) -> bool:
+    """The reply ends in one short unit repeated, at least ten times and `_LOOP_MIN_CHARS`."""
+    found = _LOOP.search(text[-_LOOP_TAIL:])
+    return found is not None and found.end() - found.start() >= _LOOP_MIN_CHARS
 
 
 def _answer_complete(text: str, current: dict[str, str], style: dialogue.Style) -> bool:

@@ -8,14 +8,17 @@ real model lives in tests/e2e.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from ledex import dialogue
+from ledex import repair as repair_module
 from ledex.models.openai_http import OpenAIBackend
 from ledex.repair import (
     Problem,
     RepairConfig,
     RepairResult,
     RoundRecord,
+    _looping,
     _replies,
     normalise_code,
     repair_problem,
@@ -184,3 +187,21 @@ def test_cancellation_stops_a_streamed_candidate_mid_reply():
     # the stream paused after its first word: the reply stops a word or so later
     assert text.startswith("a long") and len(text) < 40
     assert len(server.chat_requests) == 1
+
+
+def test_a_reply_stuck_in_a_loop_is_cut_short():
+    looping = "The comparison is wrong.\n\n```python\ndef median(xs):\n    xs = sorted(xs)  # " + "<--- " * 3000
+    replies = {0: looping, 1: _reply("fixed", RIGHT)}
+    with LoopbackServer(reply=lambda m, p: replies[p["seed"]]) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0))
+    stuck, fixed = result.candidates
+    # stopped a few hundred characters into the loop, not at max_tokens; the next candidate runs
+    assert len(stuck.reply) < 1000 and stuck.reply.endswith("<--- ")
+    assert result.fix is fixed and fixed.index == 1
+
+
+def test_repeated_lines_of_real_code_are_not_a_loop():
+    code = Path(repair_module.__file__).read_text()
+    assert not any(_looping(code[:end]) for end in range(100, len(code), 100))
+    table = "CASES = [\n" + "".join(f"    ({i}, {i * i}),\n" for i in range(100))
+    assert not _looping(table)
