@@ -49,7 +49,7 @@ from ledex import dialogue
 from ledex.errors import LedexError
 from ledex.fix import task_for
 from ledex.models.base import Backend
-from ledex.project_repair import ProjectVerifier, conversation_parts, prompt_budget
+from ledex.project_repair import ProjectTask, ProjectVerifier, conversation_parts, prompt_budget
 from ledex.repair import RepairConfig, RepairResult, repair
 from ledex.sandbox import isolation
 from ledex.sandbox.pytest_runner import run_pytest
@@ -297,10 +297,8 @@ class ProjectCollector:
             )
             records: list[Trajectory] = []
             if task is not None and not isinstance(task, str):
-                backend = self.backend()
-                if isinstance(backend, GoldTeacher):
-                    backend.answer(bug, task)
                 for style in cfg.styles:
+                    backend = self._teacher(bug, task, style)
                     config = RepairConfig(
                         n=cfg.refinements,
                         rounds=1,
@@ -408,9 +406,14 @@ class ProjectCollector:
             )
         return records
 
+    def _teacher(self, bug: BuggyProject, task: ProjectTask, style: str) -> Backend:
+        """Who answers this bug's prompt in this style: the gold teacher knows each bug's fix, so it
+        is made per bug; a model is loaded once."""
+        if self.config.teacher == TEACHER_GOLD and self._backend is None:
+            return GoldTeacher(bug, task, style)  # type: ignore[arg-type]  # checked in check()
+        return self.backend()
+
     def backend(self) -> Backend:
-        if self._backend is None and self.config.teacher == TEACHER_GOLD:
-            self._backend = GoldTeacher()
         if self._backend is None:
             from ledex.models import load_backend
 

@@ -52,38 +52,41 @@ _SLIPS = {
 
 
 class GoldTeacher(Backend):
-    """Answers with the known fix of the bug last given to `answer`; `generate` repeats it."""
+    """One bug's teacher: answers every request with the bug's known fix, in the prompt's style."""
 
-    def __init__(self, context_window: int = DEFAULT_N_CTX) -> None:
+    def __init__(
+        self,
+        bug: BuggyProject,
+        task: ProjectTask,
+        style: dialogue.Style = dialogue.DEFAULT_STYLE,
+        context_window: int = DEFAULT_N_CTX,
+    ) -> None:
         # the student's window, so that prompts are cut to the budget the editor will use
         self.info = BackendInfo(spec=TEACHER, model=TEACHER, context_window=context_window)
-        self._reply: str | None = None
-
-    def answer(self, bug: BuggyProject, task: ProjectTask) -> None:
-        self._reply = gold_reply(bug, task)
+        self.reply = gold_reply(bug, task, style)
 
     def generate(
         self, conversations: Sequence[Conversation], sampling: Sampling = Sampling()
     ) -> list[list[Completion]]:
-        return [[Completion(self._text())] * sampling.n for _ in conversations]
+        return [[Completion(self.reply)] * sampling.n for _ in conversations]
 
-    def stream(self, conversation: Conversation, sampling: Sampling = Sampling()) -> Generator[str, None, None]:
-        yield self._text()
-
-    def _text(self) -> str:
-        if self._reply is None:
-            raise RuntimeError("GoldTeacher.answer(bug, task) must come before a request")
-        return self._reply
+    def stream(
+        self, conversation: Conversation, sampling: Sampling = Sampling()
+    ) -> Generator[str, None, None]:
+        yield self.reply
 
 
-def gold_reply(bug: BuggyProject, task: ProjectTask) -> str:
-    """The reply a developer who found the bug would give: explanation, then the fixed definition."""
+def gold_reply(
+    bug: BuggyProject, task: ProjectTask, style: dialogue.Style = dialogue.DEFAULT_STYLE
+) -> str:
+    """The reply a developer who found the bug would give: explanation (unless the style asks for
+    code alone), then the fixed definition."""
     original = bug.source.files[bug.file]
     symbol = patching.find_symbols(original).get(bug.mutation.function)
     if symbol is None:  # the mutated function is gone from the original: cannot happen for a mutant
         raise ValueError(f"{bug.mutation.function} is not defined in {bug.file}")
     code = render_code({bug.file: original}, [Site(bug.file, symbol, "the known fix")])
-    return dialogue.format_reply(explanation(bug, task), code)
+    return dialogue.format_reply(explanation(bug, task), code, style)
 
 
 def explanation(bug: BuggyProject, task: ProjectTask) -> str:

@@ -12,7 +12,7 @@ from tests.trainer.test_buggy_projects import account_project
 from tests.trainer.test_collect_projects import trajectories
 from trainer.buggy_projects import generate
 from trainer.collect_projects import ProjectCollectConfig, ProjectCollector
-from trainer.gold import GoldTeacher, _change
+from trainer.gold import _change
 
 
 def test_every_gold_reply_is_verified_by_the_tests_and_names_the_line(tmp_path: Path):
@@ -39,11 +39,14 @@ def test_the_change_names_the_wrong_line_and_the_right_one():
     assert _change(bugs["missing-return"]) == "`return self.balance` is missing."
 
 
-def test_a_request_before_a_bug_is_a_clear_error():
-    teacher = GoldTeacher()
-    try:
-        teacher.generate([[{"role": "user", "content": "hi"}]])
-    except RuntimeError as error:
-        assert "answer(bug, task)" in str(error)
-    else:
-        raise AssertionError("a gold teacher with no bug answered")
+def test_the_refine_style_gets_the_fix_alone(tmp_path: Path):
+    config = ProjectCollectConfig(
+        teacher="gold", per_project=2, refinements=1, hint=False, styles=["refine"],
+        output_dir=str(tmp_path / "out"), progress=False, timeout=60.0,
+    )  # fmt: skip
+    table = ProjectCollector(config).run([account_project()])
+    records = trajectories(tmp_path / "out")
+    assert table["repaired"] == table["bugs"] == len(records) >= 1
+    for record in records:
+        assert record.verified and record.style == "refine" and not record.explanation
+        assert record.reply.startswith("```python") and "def withdraw" in record.reply
