@@ -240,7 +240,8 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
                     break
                 if len(text) - checked >= _LOOP_CHECK_EVERY:
                     checked = len(text)
-                    if _looping(text):
+                    if (cut := _loop_cut(text)) is not None:
+                        text = text[:cut]  # one copy of the repeated unit stays
                         break
         record.generation_seconds += time.perf_counter() - started
         yield text
@@ -265,18 +266,22 @@ def _ends_a_fence(piece: str, text: str) -> bool:
 
 # Small models sometimes fall into a loop (`<--- <--- <--- ...`, one comment line again and
 # again) and never close their code block; decoding that to max_tokens costs a minute on a laptop
-# CPU for a reply that cannot be used. A short unit repeated over the end of the reply stops it
-# (the candidate is then a reply cut off inside its code block, like one that hit max_tokens).
-_LOOP = re.compile(r"(.{1,60}?)\1{9,}\Z", re.DOTALL)
-_LOOP_MIN_CHARS = 240  # ten repeats of a unit and at least this much: no real code looks like it
-_LOOP_TAIL = 1000
-_LOOP_CHECK_EVERY = 100  # characters between checks (one is ~1 ms)
+# CPU for a reply that cannot be used. A unit (up to two lines' worth) repeated over the end of the
+# reply stops it; the repeats are dropped, so the candidate is the reply before the loop, cut off
+# inside its code block like one that hit max_tokens.
+_LOOP = re.compile(r"(.{1,120}?)\1{5,}\Z", re.DOTALL)
+_LOOP_MIN_CHARS = 240  # six repeats and at least this much: real code does not look like it
+_LOOP_TAIL = 1500
+_LOOP_CHECK_EVERY = 100  # characters between checks (one is a few ms)
 
 
-def _looping(text: str) -> bool:
-    """The reply ends in one short unit repeated, at least ten times and `_LOOP_MIN_CHARS`."""
+def _loop_cut(text: str) -> int | None:
+    """Where the repeats start when the reply ends in one unit repeated (at least six times and
+    `_LOOP_MIN_CHARS`), else None."""
     found = _LOOP.search(text[-_LOOP_TAIL:])
-    return found is not None and found.end() - found.start() >= _LOOP_MIN_CHARS
+    if found is None or found.end() - found.start() < _LOOP_MIN_CHARS:
+        return None
+    return len(text) - (found.end() - found.start()) + len(found.group(1))
 
 
 def _answer_complete(text: str, current: dict[str, str], style: dialogue.Style) -> bool:

@@ -252,14 +252,18 @@ def _marker_path(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def _model_pins(model: EmbeddedModel) -> dict[str, object]:
-    return {"sha256": model.sha256}
+def _model_verified(model: EmbeddedModel, path: Path) -> bool:
+    return _marker_matches(_marker_path(path), path, {"sha256": model.sha256})
+
+
+def _mark_model_verified(model: EmbeddedModel, path: Path) -> None:
+    _write_marker(_marker_path(path), path, {"sha256": model.sha256})
 
 
 def is_installed(model: EmbeddedModel) -> bool:
     """True when the file is there and unchanged since its hash was last checked."""
     path = model_path(model)
-    return path.is_file() and _marker_matches(_marker_path(path), path, _model_pins(model))
+    return path.is_file() and _model_verified(model, path)
 
 
 def locate(name: str | None = None) -> Path:
@@ -273,7 +277,7 @@ def locate(name: str | None = None) -> Path:
         raise WeightsError(
             f"embedded model '{model.name}' is not installed; run: ledex model install {model.name}"
         )
-    if not _marker_matches(_marker_path(path), path, _model_pins(model)):
+    if not _model_verified(model, path):
         verify(model.name)
     return path
 
@@ -394,8 +398,6 @@ def adapter_is_installed(adapter: ShippedAdapter) -> bool:
 
 # A marker records that `path` hashed to its pins when it had this size and mtime, so a file left
 # alone is not hashed again on every start (1 GB takes seconds); any change means hashing again.
-# Base models keep theirs beside the file, shipped adapters in the cache (the package may be
-# read-only).
 
 
 def _marker_fields(path: Path, pins: dict[str, object]) -> dict[str, object]:
@@ -443,7 +445,7 @@ def verify(name: str | None = None, progress: Progress | None = None) -> Path:
             f"{path} is corrupt (SHA-256 {actual[:12]}..., expected {model.sha256[:12]}...); "
             f"run: ledex model install --force {model.name}"
         )
-    _write_marker(_marker_path(path), path, _model_pins(model))
+    _mark_model_verified(model, path)
     return path
 
 
@@ -568,7 +570,7 @@ def assemble(
     finally:
         if partial is not None:
             partial.unlink(missing_ok=True)
-    _write_marker(_marker_path(dest), dest, _model_pins(model))
+    _mark_model_verified(model, dest)
     return dest
 
 

@@ -22,7 +22,7 @@ and the language server:
    pass), its replies are still verified by the tests, and the record keeps the prompt without the
    hint (`Trajectory.hint` says what the teacher was shown).
 4. `--teacher gold` answers with the known fix and an explanation written from the mutation
-   (`trainer/gold.py`), through the same loop and the same test runs.
+   (the fix alone in the `refine` style; `trainer/gold.py`), through the same loop and test runs.
 
 Every candidate is written as a `Trajectory` (verified or not; duplicates of an earlier candidate are
 not), whose `task`, `wrong_code` and `feedback` rebuild the exact conversation the editor sends.
@@ -297,12 +297,12 @@ class ProjectCollector:
             )
             records: list[Trajectory] = []
             if task is not None and not isinstance(task, str):
-                for style in cfg.styles:
+                for style in map(dialogue.check_style, cfg.styles):
                     backend = self._teacher(bug, task, style)
                     config = RepairConfig(
                         n=cfg.refinements,
                         rounds=1,
-                        style=style,  # type: ignore[arg-type]  # checked in ProjectCollectConfig.check
+                        style=style,
                         temperature=cfg.temperature,
                         max_tokens=cfg.max_tokens,
                         seed=cfg.seed,
@@ -406,14 +406,14 @@ class ProjectCollector:
             )
         return records
 
-    def _teacher(self, bug: BuggyProject, task: ProjectTask, style: str) -> Backend:
+    def _teacher(self, bug: BuggyProject, task: ProjectTask, style: dialogue.Style) -> Backend:
         """Who answers this bug's prompt in this style: the gold teacher knows each bug's fix, so it
         is made per bug; a model is loaded once."""
         if self.config.teacher == TEACHER_GOLD and self._backend is None:
-            return GoldTeacher(bug, task, style)  # type: ignore[arg-type]  # checked in check()
-        return self.backend()
+            return GoldTeacher(bug, task, style)
+        return self._model()
 
-    def backend(self) -> Backend:
+    def _model(self) -> Backend:
         if self._backend is None:
             from ledex.models import load_backend
 

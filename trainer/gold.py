@@ -2,8 +2,9 @@
 
 A generated bug's fix is known: it is the source project's own code, whose tests pass. This teacher
 answers the editor's prompt with that code (the repaired definition alone, rendered the way the
-prompt shows code) and an explanation written from what is known about the bug: the failing test
-and its message, the kind of slip, the wrong line and the right one. Its replies go through the
+prompt shows code) after an explanation written from what is known about the bug: the failing test
+and its message, the kind of slip, the wrong line and the right one (the `refine` style asks for
+the code alone, and gets it). Its replies go through the
 same repair loop, the same cut and the same sandboxed test runs as any teacher's, so a record is
 "verified" for the same reason: the tests passed.
 
@@ -52,7 +53,7 @@ _SLIPS = {
 
 
 class GoldTeacher(Backend):
-    """One bug's teacher: answers every request with the bug's known fix, in the prompt's style."""
+    """One bug's teacher: answers every request with the bug's known fix, in `style`."""
 
     def __init__(
         self,

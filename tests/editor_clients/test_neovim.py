@@ -337,6 +337,17 @@ def test_checkhealth_refuses_a_second_adapter_on_a_shipped_one(nvim, tmp_path):
     text = output.read_text()
     errors = [line for line in text.splitlines() if "ERROR" in line]
     assert any("already a LoRA adapter" in line for line in errors), text
+    assert "Install it" not in text, text  # nothing is missing: the spec cannot load
+
+
+def test_checkhealth_reads_embedded_plus_adapter_as_the_default_models_adapter(nvim, tmp_path):
+    missing = tmp_path / "missing-lora.gguf"
+    output = tmp_path / "health.txt"
+    setup = {"python": sys.executable, "settings": {"model": f"embedded+{missing}"}}
+    result = run_nvim(nvim, tmp_path, "health", setup=setup, output=str(output))
+    assert result["returncode"] == 0, explain(result)
+    errors = [line for line in output.read_text().splitlines() if "ERROR" in line]
+    assert any(f"the LoRA adapter {missing}" in line for line in errors), errors
 
 
 def test_an_interpreter_without_ledex_is_explained(nvim, tmp_path, project):

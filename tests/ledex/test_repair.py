@@ -18,7 +18,7 @@ from ledex.repair import (
     RepairConfig,
     RepairResult,
     RoundRecord,
-    _looping,
+    _loop_cut,
     _replies,
     normalise_code,
     repair_problem,
@@ -195,13 +195,19 @@ def test_a_reply_stuck_in_a_loop_is_cut_short():
     with LoopbackServer(reply=lambda m, p: replies[p["seed"]]) as server, _sequential(server) as backend:
         result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0))
     stuck, fixed = result.candidates
-    # stopped a few hundred characters into the loop, not at max_tokens; the next candidate runs
-    assert len(stuck.reply) < 1000 and stuck.reply.endswith("<--- ")
-    assert result.fix is fixed and fixed.index == 1
+    # stopped a few hundred characters into the loop, not at max_tokens, its repeats dropped
+    assert stuck.reply.endswith("sorted(xs)  # <--- ") and stuck.reply.count("<---") == 1
+    assert result.fix is fixed and fixed.index == 1  # the next candidate runs
+
+
+def test_a_repeated_long_line_is_a_loop_too():
+    line = "    # the running total is compared with the previous window's total here\n"
+    text = "```python\ndef median(xs):\n" + line * 7
+    assert _loop_cut(text) == len(text) - 6 * len(line)
 
 
 def test_repeated_lines_of_real_code_are_not_a_loop():
     code = Path(repair_module.__file__).read_text()
-    assert not any(_looping(code[:end]) for end in range(100, len(code), 100))
+    assert all(_loop_cut(code[:end]) is None for end in range(100, len(code), 100))
     table = "CASES = [\n" + "".join(f"    ({i}, {i * i}),\n" for i in range(100))
-    assert not _looping(table)
+    assert _loop_cut(table) is None

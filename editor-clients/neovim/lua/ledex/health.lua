@@ -92,7 +92,8 @@ end
 
 local function check_model(h, config, cli, ledex_ok)
   local spec = (config.settings or {}).model or "embedded"
-  local kind, rest = spec:match("^(%a+)[:+]?(.*)$")
+  -- `embedded+LORA` keeps its `+` in rest: the adapter of the default model, not a model file
+  local kind, rest = spec:match("^(%a+):?(.*)$")
   if kind == "embedded" then
     local target, adapter = rest:match("^([^+]*)%+?(.*)$")
     if adapter ~= "" and vim.fn.filereadable(vim.fn.expand(adapter)) ~= 1 then
@@ -115,11 +116,13 @@ local function check_model(h, config, cli, ledex_ok)
     local ok, output = run(vim.list_extend(vim.deepcopy(cli), args))
     if ok then
       h.ok(("model `%s` is installed: %s"):format(spec, last_line(output)))
-    else
+    elseif output:find("not installed", 1, true) then
       h.error(("model `%s`: %s"):format(spec, last_line(output)), {
         ("Install it: `%s model install%s`"):format(table.concat(cli, " "),
           target ~= "" and (" " .. target) or ""),
       })
+    else -- a spec that cannot load: its message says why, there is nothing to install
+      h.error(("model `%s`: %s"):format(spec, last_line(output)))
     end
   elseif kind == "openai" then
     check_tcp(h, (rest:gsub("#.*$", "")))
