@@ -33,6 +33,7 @@ folder from them, so a fresh machine resumes from committed data.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import json
 import shutil
@@ -463,8 +464,13 @@ def hint_for(bug: BuggyProject, shows: str = "line") -> str:
     explain the bug and write the repair, and the tests still judge it)."""
     where = f"the bug is in `{bug.mutation.function}` in {bug.file}"
     if shows == "fix":
-        buggy, fixed = bug.changed_lines()
-        diff = "".join([*(f"-{line}\n" for line in buggy), *(f"+{line}\n" for line in fixed)])
+        # only the lines that differ: a change in several places (a mutable default's signature
+        # and its guard) does not show the unchanged lines between them
+        diff = "".join(
+            f"{line}\n"
+            for line in difflib.unified_diff(*bug.changed_lines(), n=0, lineterm="")
+            if not line.startswith(("---", "+++", "@@"))
+        )
         return (
             f"Hint: {where}; the correct code differs from it by this change:\n```diff\n{diff}```\n"
             "Explain why the test fails as if you had found the bug yourself, then write the fix. "
