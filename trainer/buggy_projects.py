@@ -102,9 +102,7 @@ class BuggyProject:
 
     def changed_lines(self) -> tuple[list[str], list[str]]:
         """The lines of the buggy file that the bug changed, and what they are in the correct one."""
-        buggy, fixed = self.buggy_text.splitlines(), self.source.files[self.file].splitlines()
-        a1, a2, b1, b2 = _changed_span(buggy, fixed)
-        return buggy[a1:a2], fixed[b1:b2]
+        return changed_lines(self.buggy_text, self.source.files[self.file])
 
     def case(self) -> dict:
         old, new = _unique_replacement(self.buggy_text, self.source.files[self.file])
@@ -226,7 +224,7 @@ def generate(
                 continue
             found_here = 0
             rng = random.Random(f"{seed}/{source.name}")
-            for file, mutation in _spread(_candidates(source), rng, kept)[:tries]:
+            for file, mutation in spread(_candidates(source), rng, kept)[:tries]:
                 buggy = mutation.apply(source.files[file])
                 run = run_pytest(
                     folder, ["tests"], overlay={file: buggy}, python=python, timeout=timeout
@@ -244,7 +242,7 @@ def _candidates(source: SourceProject) -> list[tuple[str, Mutation]]:
     return [(file, m) for file in source.code_files for m in mutations(source.files[file])]
 
 
-def _spread(
+def spread(
     candidates: list[tuple[str, Mutation]], rng: random.Random, kept: Counter[str]
 ) -> list[tuple[str, Mutation]]:
     """Shuffled, then interleaved by operator: the operators kept least so far first, ties in a
@@ -380,6 +378,14 @@ def _module_name(entry_point: str) -> str:
     if keyword.iskeyword(name) or name in sys.stdlib_module_names or name.startswith("test"):
         name = f"{name}_solution"
     return name
+
+
+def changed_lines(buggy: str, fixed: str) -> tuple[list[str], list[str]]:
+    """The lines of `buggy` that differ from `fixed`, and what they are in `fixed` (one change:
+    from the first differing line to the last)."""
+    old, new = buggy.splitlines(), fixed.splitlines()
+    a1, a2, b1, b2 = _changed_span(old, new)
+    return old[a1:a2], new[b1:b2]
 
 
 def _changed_span(old_lines: list[str], new_lines: list[str]) -> tuple[int, int, int, int]:

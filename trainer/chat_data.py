@@ -105,3 +105,23 @@ def load_examples(
         records = records[:max_examples]
         counts["used"] = len(records)
     return [to_example(record, system=system) for record in records], counts
+
+
+def load_mixture(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    styles: Sequence[str] | None = None,
+    system: str | None = None,
+    max_examples: int | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The examples of several data folders, in order (the trainer shuffles), `max_examples` from
+    each, so that one source (the editor's project prompts, LeDex's problem prompts) cannot crowd
+    out another; the counts are summed."""
+    examples: list[dict[str, Any]] = []
+    counts = {"records": 0, "verified": 0, "used": 0}
+    for path in paths:
+        some, theirs = load_examples(path, styles=styles, system=system, max_examples=max_examples)
+        examples += some
+        for name in counts:
+            counts[name] += theirs[name]
+    return examples, counts

@@ -12,6 +12,16 @@
    `refinements` (m) replies per style at `refine_temperature`, through `ledex.dialogue`; run each
    refinement and write it as a `Trajectory`, verified or not, with its per-test results.
 
+`--model mutants` makes the wrong solutions without a model: each problem's reference solution with
+one bug injected by `trainer.mutants` (operators spread as `trainer.buggy_projects` spreads them),
+kept when a test fails without a hang, `samples` of them per problem. `--teacher gold` answers
+those with the reference solution after an explanation written from the feedback and the mutation
+(`trainer.gold`), verified like any reply. Together they give LeDex-format data (`problem_task`)
+on a CPU, in minutes:
+
+    ledex-train collect --model mutants --teacher gold --samples 2 --refinements 1 \\
+        --output_dir runs/mbpp-mutants-gold
+
 Problems go in batches of `batch_size`: sampled, verified, written (fsync), refined, verified,
 written. The output folder is append-only: a rerun with the same settings skips what is there, so a
 kill -9 loses at most the batch in flight. The run ends with LeDex's Table 1 (stdout, `table.json`,
@@ -23,8 +33,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,12 +44,14 @@ from typing import Any
 
 from ledex import dialogue
 from ledex.errors import LedexError
-from ledex.models.base import Backend, Conversation, Sampling
+from ledex.models.base import Backend, Completion, Conversation, Sampling
 from ledex.repair import normalise_code
 from ledex.sandbox import isolation
 from ledex.sandbox.programs import Program, ProgramPool, ProgramResult
-from trainer import prompts
+from trainer import gold, prompts
+from trainer.buggy_projects import spread
 from trainer.data import SOURCES, Task, load_tasks
+from trainer.mutants import Mutation, mutations
 from trainer.records import (
     SAMPLES_FILE,
     TRAJECTORIES_FILE,
@@ -48,6 +62,8 @@ from trainer.records import (
     finished_keys,
     one_writer,
     read_records,
+    unpack_snapshot,
+    write_snapshot,
 )
 from trainer.solve import program_for
 
@@ -55,7 +71,11 @@ PROBLEMS_FILE = "problems.jsonl"  # one line per problem whose sampling step is 
 CONFIG_FILE = "config.json"
 TABLE_JSON = "table.json"
 TABLE_MD = "table.md"
+SNAPSHOT_FILES = (SAMPLES_FILE, PROBLEMS_FILE, TRAJECTORIES_FILE, CONFIG_FILE, TABLE_MD)
+SNAPSHOT_EVERY_S = 600.0
 UNPARSED = "unparsed"  # Trajectory.status when the teacher's reply had no usable code
+MUTANTS = "mutants"  # --model: wrong solutions are mutants of the reference, not a model's samples
+MUTANT_TRIES = 3  # mutants run per wanted wrong solution (some are equivalent, some hang)
 
 # Settings that change what is written: a rerun into the same folder must use the same ones.
 # (limit, batch_size, workers, styles and progress only change how much is done, or how fast.)
@@ -77,19 +97,20 @@ class CollectConfig:
     split: str | None = field(default=None, metadata=_help("split of the source (mbpp: prompt, test, validation, train); default: its training split; 'all': every problem"))  # fmt: skip
     path: str | None = field(default=None, metadata=_help("local copy of the data (file or folder), or a hub id"))  # fmt: skip
     limit: int | None = field(default=None, metadata=_help("use only the first N problems"))
-    model: str = field(default="embedded", metadata=_help("model spec that samples solutions (embedded, openai:URL#MODEL, hf:PATH, vllm:PATH)"))  # fmt: skip
+    model: str = field(default="embedded", metadata=_help(f"model spec that samples solutions (embedded, openai:URL#MODEL, hf:PATH, vllm:PATH), or '{MUTANTS}': the reference solution with one injected bug"))  # fmt: skip
     samples: int = field(default=20, metadata=_help("k: solutions sampled per problem"))
     temperature: float = field(default=1.0, metadata=_help("sampling temperature for solutions"))
     top_p: float = field(default=0.95, metadata=_help("nucleus sampling for all generation"))
     chat: bool = field(default=True, metadata=_help("instruct model: ask zero-shot; --no_chat gives base models few-shot examples"))  # fmt: skip
     shots: int = field(default=3, metadata=_help("few-shot examples (MBPP prompt split) with --no_chat"))  # fmt: skip
-    teacher: str | None = field(default=None, metadata=_help("model spec that explains and refines (default: --model, self-bootstrap)"))  # fmt: skip
+    teacher: str | None = field(default=None, metadata=_help(f"model spec that explains and refines (default: --model, self-bootstrap), or '{gold.TEACHER}': the reference solution (with --model {MUTANTS})"))  # fmt: skip
     refinements: int = field(default=10, metadata=_help("m: teacher replies per wrong solution and style"))  # fmt: skip
     refine_temperature: float = field(default=0.8, metadata=_help("temperature of the teacher"))
     styles: list[str] = field(default_factory=lambda: ["explain+refine"], metadata=_help("dialogue styles: explain+refine and/or refine"))  # fmt: skip
     max_tokens: int = field(default=1024, metadata=_help("token budget of every reply"))
     seed: int = field(default=0, metadata=_help("sampling seed (each candidate gets seed + index)"))
     output_dir: str = field(default="runs/collect", metadata=_help("folder for samples.jsonl, trajectories.jsonl and the table"))  # fmt: skip
+    data_dir: str | None = field(default=None, metadata=_help("folder for gzip snapshots to commit (after every batch, at most every 10 minutes, and at the end); seeds an empty output_dir"))  # fmt: skip
     batch_size: int = field(default=8, metadata=_help("problems per batch (a kill loses at most one)"))  # fmt: skip
     workers: int | None = field(default=None, metadata=_help("sandbox workers (default: CPU count)"))  # fmt: skip
     timeout: float = field(default=5.0, metadata=_help("seconds for one program and all its tests"))
@@ -112,6 +133,12 @@ class CollectConfig:
             raise ValueError(f"--styles must be among {', '.join(dialogue.STYLES)}, got {bad or 'none'}")  # fmt: skip
         if self.timeout <= 0 or self.max_tokens < 1:
             raise ValueError("--timeout and --max_tokens must be positive")
+        if self.model == MUTANTS and self.teacher in (None, "", MUTANTS):
+            raise ValueError(f"--model {MUTANTS} makes wrong solutions, it cannot refine them: name a --teacher ({gold.TEACHER} or a model)")  # fmt: skip
+        if self.teacher == gold.TEACHER and self.model != MUTANTS:
+            raise ValueError(f"--teacher {gold.TEACHER} knows the fix of a mutant only: use it with --model {MUTANTS}")  # fmt: skip
+        if self.teacher == gold.TEACHER and self.refinements > 1:
+            raise ValueError(f"--teacher {gold.TEACHER} has one answer per wrong solution: use --refinements 1")  # fmt: skip
 
     @property
     def teacher_spec(self) -> str:
@@ -150,6 +177,7 @@ class Collector:
         self._pool: ProgramPool | None = None
         self._shots: list[Task] | None = None
         self.stats = {"correct": 0, "wrong": 0, "refinements": 0, "verified": 0}  # this invocation
+        self._last_snapshot = time.monotonic()
 
     # -- the pipeline
 
@@ -175,6 +203,8 @@ class Collector:
                     self._refine(batch, samples, done)
                     bar.set_postfix(self.stats, refresh=False)
                     bar.update(len(batch))
+                    if time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_S:
+                        self._snapshot()
         finally:
             self.close()
             self.timing.wall = time.perf_counter() - started
@@ -183,11 +213,15 @@ class Collector:
         table["settings"] = asdict(self.config)
         table["sandbox"] = isolation.status().to_dict()  # what "verified" was checked in
         write_table(table, self.out)
+        self._snapshot()
         return table
 
     def _sample(self, tasks: list[Task], samples: dict[str, list[Sample]]) -> None:
         """Step 1 for one batch: sample, dedupe, verify, write Samples, mark the problems done."""
         cfg = self.config
+        if cfg.model == MUTANTS:
+            self._mutate(tasks, samples)
+            return
         shots = self._few_shot()
         conversations = [
             prompts.solve_conversation(t, shots, shown_tests=cfg.shown_tests) for t in tasks
@@ -237,17 +271,57 @@ class Collector:
         for sample in new:
             samples.setdefault(sample.problem_id, []).append(sample)
 
+    def _mutate(self, tasks: list[Task], samples: dict[str, list[Sample]]) -> None:
+        """Step 1 with `--model mutants`: per problem, mutants of its reference solution in an
+        operator-spreading order, verified; the first `samples` that fail a test without hanging
+        are written (an equivalent mutant is not a wrong solution, a hang is not a bug to teach)."""
+        cfg = self.config
+        kept = Counter(  # the operators kept so far, a resumed run's too: no operator dominates
+            str(s.sampling.get("operator")) for group in samples.values() for s in group
+        )
+        tried: list[tuple[Task, Mutation, str]] = []
+        for task in tasks:
+            reference = task.reference.strip() + "\n" if task.reference.strip() else ""
+            rng = random.Random(f"{cfg.seed}/{task.id}")
+            order = spread([("", m) for m in mutations(reference)], rng, kept)
+            tried += [(task, m, m.apply(reference)) for _, m in order[: cfg.samples * MUTANT_TRIES]]
+        results = self._verify([Program(code, t.tests, t.setup, cfg.timeout) for t, _, code in tried])
+        known = {s.key for task in tasks for s in samples.get(task.id, ())}
+        written: Counter[str] = Counter()
+        new: list[Sample] = []
+        for (task, mutation, code), result in zip(tried, results, strict=True):
+            if all(result.passed) or result.status == "timeout" or written[task.id] >= cfg.samples:
+                continue
+            written[task.id] += 1
+            kept[mutation.operator] += 1
+            key = f"{task.id}/{_digest(code)}"
+            if key in known:  # a rerun after a kill between the two appends below
+                continue
+            settings = {"n": cfg.samples, "operator": mutation.operator, "function": mutation.function}  # fmt: skip
+            new.append(Sample(
+                key=key, problem_id=task.id, source=task.source, code=code,
+                passed=result.passed, status=result.status, feedback=result.feedback,
+                model=MUTANTS, sampling=settings, seed=cfg.seed,
+            ))  # fmt: skip
+        append_jsonl(self.out / SAMPLES_FILE, new)
+        self.stats["wrong"] += len(new)
+        tries = Counter(task.id for task, _, _ in tried)
+        marks = [_ProblemMark(t.id, tries[t.id], written[t.id], 0) for t in tasks]
+        append_jsonl(self.out / PROBLEMS_FILE, marks)  # after the samples: a mark means "all written"
+        for sample in new:
+            samples.setdefault(sample.problem_id, []).append(sample)
+
     def _refine(self, tasks: list[Task], samples: dict[str, list[Sample]], done: set[str]) -> None:
         """Step 2 for one batch: m teacher replies per wrong solution and style, verified, written."""
         cfg = self.config
         if cfg.refinements == 0:
             return
-        jobs: list[tuple[Task, Sample, str, list[int]]] = []  # (task, wrong sample, style, indices)
+        jobs: list[tuple[Task, Sample, dialogue.Style, list[int]]] = []  # (task, wrong, style, indices)
         for task in tasks:
             for sample in samples.get(task.id, ()):
                 if sample.correct:
                     continue
-                for style in cfg.styles:
+                for style in map(dialogue.check_style, cfg.styles):
                     missing = [
                         j for j in range(cfg.refinements)
                         if f"{sample.key}/{style}/{j}" not in done
@@ -258,19 +332,22 @@ class Collector:
             return
         texts = {task.id: prompts.task_text(task, cfg.shown_tests) for task in tasks}
         conversations = [
-            dialogue.build_conversation(texts[t.id], s.code, s.feedback, style=style)  # type: ignore[arg-type]
+            dialogue.build_conversation(texts[t.id], s.code, s.feedback, style=style)
             for t, s, style, _ in jobs
         ]
         sampling = Sampling(
             n=cfg.refinements, temperature=cfg.refine_temperature, top_p=cfg.top_p,
             max_tokens=cfg.max_tokens, seed=cfg.seed,
         )  # fmt: skip
-        replies = self._generate(cfg.teacher_spec, conversations, sampling)
-        pending: list[tuple[Task, Sample, str, int, str, dialogue.Reply | dialogue.ParseError]] = []
+        if cfg.teacher_spec == gold.TEACHER:  # the known fix: no model runs
+            replies = [[Completion(gold.problem_reply(t, s, style))] * cfg.refinements for t, s, style, _ in jobs]  # fmt: skip
+        else:
+            replies = self._generate(cfg.teacher_spec, conversations, sampling)
+        pending: list[tuple[Task, Sample, dialogue.Style, int, str, dialogue.Reply | dialogue.ParseError]] = []  # fmt: skip
         for (task, sample, style, missing), completions in zip(jobs, replies, strict=True):
             for j in missing:
                 text = completions[j].text
-                pending.append((task, sample, style, j, text, dialogue.parse_reply(text, style=style)))  # type: ignore[arg-type]
+                pending.append((task, sample, style, j, text, dialogue.parse_reply(text, style=style)))
         # Identical refinements of the same problem are run once.
         programs: dict[str, Program] = {}
         for task, _, _, _, _, parsed in pending:
@@ -359,7 +436,15 @@ class Collector:
 
     def _claim_folder(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.config.data_dir and not (self.out / PROBLEMS_FILE).exists():
+            unpack_snapshot(Path(self.config.data_dir), self.out, SNAPSHOT_FILES)
         claim_settings(self.out / CONFIG_FILE, {n: getattr(self.config, n) for n in _RECORD_SETTINGS})
+
+    def _snapshot(self) -> None:
+        """gzip copies of the run's files in `data_dir`, to commit (`trainer/datasets/`)."""
+        self._last_snapshot = time.monotonic()
+        if self.config.data_dir:
+            write_snapshot(self.out, Path(self.config.data_dir), SNAPSHOT_FILES)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -34,7 +34,6 @@ folder from them, so a fresh machine resumes from committed data.
 from __future__ import annotations
 
 import difflib
-import gzip
 import json
 import shutil
 import sys
@@ -71,6 +70,8 @@ from trainer.records import (
     finished_keys,
     one_writer,
     read_jsonl,
+    unpack_snapshot,
+    write_snapshot,
 )
 
 BUGS_FILE = "bugs.jsonl"  # one line per bug whose trajectories are all written
@@ -81,6 +82,7 @@ TABLE_MD = "table.md"
 SOURCE_NAME = "mbpp-bugs"
 UNPARSED = "unparsed"
 _SNAPSHOT_EVERY_S = 600.0
+_SNAPSHOT_FILES = (BUGS_FILE, SOURCES_FILE, TRAJECTORIES_FILE, CONFIG_FILE)
 HINTS = ("line", "fix")
 _RECORD_SETTINGS = (
     "split",
@@ -429,7 +431,7 @@ class ProjectCollector:
     def _claim_folder(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.config.data_dir and not (self.out / BUGS_FILE).exists():
-            _unpack_snapshot(Path(self.config.data_dir), self.out)
+            unpack_snapshot(Path(self.config.data_dir), self.out, _SNAPSHOT_FILES)
         settings = {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
         claim_settings(self.out / CONFIG_FILE, {**settings, "generator": GENERATOR_VERSION})
 
@@ -443,17 +445,7 @@ class ProjectCollector:
         if not self.config.data_dir:
             return
         target = Path(self.config.data_dir)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in (BUGS_FILE, SOURCES_FILE, TRAJECTORIES_FILE, CONFIG_FILE):
-            source = self.out / name
-            if not source.exists():
-                continue
-            gz = name != CONFIG_FILE
-            final = target / (name + ".gz" if gz else name)
-            partial = final.with_name(final.name + ".partial")
-            data = source.read_bytes()
-            partial.write_bytes(gzip.compress(data, mtime=0) if gz else data)
-            partial.replace(final)
+        write_snapshot(self.out, target, _SNAPSHOT_FILES)
         table = table_1(self.out, self.config.styles)
         (target / TABLE_MD).write_text(table_markdown(table), encoding="utf-8")
 
@@ -501,15 +493,6 @@ def _not_all(passed: list[bool]) -> list[bool]:
     """A verdict that is not ok never reads as verified, even when its counts say all passed
     (a rejected or errored candidate)."""
     return passed if not all(passed) else [*passed[:-1], False]
-
-
-def _unpack_snapshot(data_dir: Path, out: Path) -> None:
-    for name in (BUGS_FILE, SOURCES_FILE, TRAJECTORIES_FILE):
-        packed = data_dir / f"{name}.gz"
-        if packed.exists():
-            (out / name).write_bytes(gzip.decompress(packed.read_bytes()))
-    if (data_dir / CONFIG_FILE).exists() and not (out / CONFIG_FILE).exists():
-        shutil.copyfile(data_dir / CONFIG_FILE, out / CONFIG_FILE)
 
 
 def _progress(total: int, initial: int, enabled: bool) -> Any:

@@ -1,4 +1,6 @@
-"""The known fix of a generated bug as a teacher: `ledex-train collect_projects --teacher gold`.
+"""The known fix of a generated bug as a teacher: `ledex-train collect_projects --teacher gold`
+(the editor's project prompt) and `ledex-train collect --model mutants --teacher gold` (LeDex's
+problem prompt, the wrong solutions being mutants of the problem's reference solution).
 
 A generated bug's fix is known: it is the source project's own code, whose tests pass. This teacher
 answers the editor's prompt with that code (the repaired definition alone, rendered the way the
@@ -25,7 +27,9 @@ from ledex import dialogue, patching
 from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Sampling
 from ledex.models.embedded import DEFAULT_N_CTX
 from ledex.project_repair import ProjectTask, Site, render_code
-from trainer.buggy_projects import BuggyProject
+from trainer.buggy_projects import BuggyProject, changed_lines
+from trainer.data import Task
+from trainer.records import Sample
 
 TEACHER = "gold"
 
@@ -92,21 +96,54 @@ def gold_reply(
 
 def explanation(bug: BuggyProject, task: ProjectTask) -> str:
     test = task.node_id.rsplit("::", 1)[-1]
-    message = task.test.message.strip()
-    if len(message) > 160:
-        message = message[:157] + "..."
+    message = _short(task.test.message)
     fails = f"`{test}` fails with `{message}`" if message else f"`{test}` fails"
-    slip = _SLIPS.get(bug.mutation.operator, "one line is wrong")
-    return f"{fails} because of a bug in `{bug.mutation.function}`: {slip}. {_change(bug)}"
+    return f"{fails} {_cause(bug.mutation.function, bug.mutation.operator, *bug.changed_lines())}"
 
 
-def _change(bug: BuggyProject) -> str:
-    """The wrong line(s) and the right one(s), from the difference between the two files."""
-    buggy, fixed = bug.changed_lines()
-    wrong = " ".join(line.strip() for line in buggy)
-    right = " ".join(line.strip() for line in fixed)
+def problem_reply(
+    task: Task, sample: Sample, style: dialogue.Style = dialogue.DEFAULT_STYLE
+) -> str:
+    """The reply to LeDex's repair prompt about `sample`, a mutant of the task's reference solution
+    (`collect --model mutants`, which keeps the operator and the function in `sample.sampling`):
+    an explanation from the feedback and the mutation, then the whole reference solution."""
+    operator, function = sample.sampling.get("operator"), sample.sampling.get("function")
+    if not task.reference.strip() or not operator or not function:
+        raise ValueError(f"{sample.key} is not a mutant of a reference solution: the gold teacher has no answer")  # fmt: skip
+    cause = _cause(str(function), str(operator), *changed_lines(sample.code, task.reference))
+    return dialogue.format_reply(
+        f"{_failure(sample.feedback)} {cause}", task.reference.strip(), style
+    )
+
+
+def _failure(feedback: str) -> str:
+    """What failed, from LeDex's feedback text (`ledex.feedback.format_feedback`): the test and the
+    last line of what went wrong (the returned value, or the exception)."""
+    lines = [line.strip() for line in feedback.strip().splitlines() if line.strip()]
+    if len(lines) >= 3 and lines[0] == "The code fails this test:":
+        test, detail = lines[1], lines[-1]
+        for verb in (" returned ", " evaluated to "):  # "f(2) returned 3, ...": f(2) is in the test
+            call, found, rest = detail.partition(verb)
+            if found and call in test:
+                detail = f"it{verb}{rest}"
+        return f"`{_short(test)}` fails ({_short(detail)})"
+    return f"The code fails ({_short(lines[-1])})" if lines else "The code fails"
+
+
+def _cause(function: str, operator: str, wrong_lines: list[str], right_lines: list[str]) -> str:
+    """Why: the function, the kind of slip, and the wrong line(s) beside the right one(s)."""
+    slip = _SLIPS.get(operator, "one line is wrong")
+    wrong = " ".join(line.strip() for line in wrong_lines)
+    right = " ".join(line.strip() for line in right_lines)
     if wrong and right:
-        return f"`{wrong}` should be `{right}`."
-    if right:
-        return f"`{right}` is missing."
-    return f"`{wrong}` should not be there."
+        change = f"`{wrong}` should be `{right}`."
+    elif right:
+        change = f"`{right}` is missing."
+    else:
+        change = f"`{wrong}` should not be there."
+    return f"because of a bug in `{function}`: {slip}. {change}"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -271,3 +271,32 @@ def claim_settings(path: str | os.PathLike[str], settings: Mapping[str, Any]) ->
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(dict(settings), indent=2) + "\n", encoding="utf-8")
     temporary.replace(path)
+
+
+# --- committed snapshots (trainer/datasets) ------------------------------------------------------
+
+
+def write_snapshot(out: Path, data_dir: Path, names: Iterable[str]) -> None:
+    """Copies of a run's files in `data_dir` to commit: JSONL files gzip-compressed (`NAME.gz`,
+    reproducible: no timestamp in the header), others as they are; each written atomically."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        source = out / name
+        if not source.exists():
+            continue
+        packed = name.endswith(".jsonl")
+        final = data_dir / (f"{name}.gz" if packed else name)
+        partial = final.with_name(final.name + ".partial")
+        data = source.read_bytes()
+        partial.write_bytes(gzip.compress(data, mtime=0) if packed else data)
+        partial.replace(final)
+
+
+def unpack_snapshot(data_dir: Path, out: Path, names: Iterable[str]) -> None:
+    """Seed a run's output folder from a committed snapshot, so that the run resumes from it."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        packed = data_dir / (f"{name}.gz" if name.endswith(".jsonl") else name)
+        if packed.exists() and not (out / name).exists():
+            data = packed.read_bytes()
+            (out / name).write_bytes(gzip.decompress(data) if packed.suffix == ".gz" else data)

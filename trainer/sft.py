@@ -48,9 +48,12 @@ RUN_INFO = "ledex-run.json"
 class SFTScriptArguments(AdaptationArguments):
     """What to train on, and how to adapt the model."""
 
-    data: str = field(
-        default="",
-        metadata={"help": "trajectories.jsonl written by `ledex-train collect`, or its output folder"},
+    data: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "trajectories.jsonl written by `ledex-train collect` (or `collect_projects`), or "
+            "its output folder; several are mixed (`max_examples` is taken from each)"
+        },
     )
     model: str = field(
         default="embedded:0.5b",
@@ -63,7 +66,13 @@ class SFTScriptArguments(AdaptationArguments):
         default=None,
         metadata={"help": "dialogue styles to train on: explain+refine and/or refine (default: both)"},
     )
-    max_examples: int | None = field(default=None, metadata={"help": "use at most this many examples"})
+    max_examples: int | None = field(
+        default=None, metadata={"help": "use at most this many examples of each data folder"}
+    )
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):  # `data: runs/collect` in a YAML file
+            self.data = [self.data]
 
 
 @dataclass
@@ -192,7 +201,7 @@ def build_trainer(
 
     if not script_args.data:
         raise chat_data.DataError("no training data given; pass --data runs/collect (or its trajectories.jsonl)")
-    examples, counts = chat_data.load_examples(
+    examples, counts = chat_data.load_mixture(
         script_args.data, styles=script_args.styles, max_examples=script_args.max_examples
     )
     source = modeling.resolve_model(script_args.model)
@@ -298,7 +307,7 @@ def run(script_args: SFTScriptArguments, training_args: LedexSFTConfig, explicit
         "base_location": prepared.source.location,
         "gguf_sha256": prepared.source.gguf_sha256,
         "adapter": not script_args.full_finetune,
-        "data": str(script_args.data),
+        "data": script_args.data,
         "styles": script_args.styles or ["explain+refine", "refine"],
         "examples": counts,
         "global_step": trainer.state.global_step,

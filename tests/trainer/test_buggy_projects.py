@@ -154,7 +154,7 @@ def test_operators_kept_least_so_far_go_first_so_none_dominates():
     candidates = buggy_projects._candidates(source)
     operators = {m.operator for _, m in candidates}
     kept = Counter({op: 5 for op in operators if op != "comparison"})
-    order = buggy_projects._spread(candidates, random.Random(0), kept)
+    order = buggy_projects.spread(candidates, random.Random(0), kept)
     assert order[0][1].operator == "comparison"  # the only one never kept yet
     first_round = [m.operator for _, m in order[: len(operators)]]
     assert sorted(first_round) == sorted(operators)  # one of each before a second of any

@@ -298,3 +298,57 @@ def test_a_real_run_with_the_embedded_smollm2(tmp_path, smollm2_path, capsys):
     assert all(s.model == "embedded:smollm2-135m" and len(s.passed) == 3 for s in samples)
     assert all(t.teacher == "embedded:smollm2-135m" and t.reply for t in trajectories)
     assert len({t.key for t in trajectories}) == len(trajectories)
+
+
+def test_mutants_answered_by_the_gold_teacher_are_ledex_data_made_without_a_model(tmp_path):
+    """`--model mutants --teacher gold`: wrong solutions are MBPP-train references with one bug, each
+    answered with the reference after an explanation naming the failing assert, the slip and the
+    line, in LeDex's prompt; every record is verified by running the tests. The committed snapshot
+    trains as it is, and a run on a fresh machine resumes from it with nothing to add."""
+    from trainer import chat_data
+
+    out, data = tmp_path / "run", tmp_path / "datasets" / "mbpp-mutants-gold"
+    argv = [
+        "--source", "mbpp", "--path", str(MBPP_DIR), "--limit", "6", "--model", "mutants",
+        "--teacher", "gold", "--samples", "2", "--refinements", "1", "--styles", "explain+refine",
+        "refine", "--workers", "2", "--no_progress", "--data_dir", str(data),
+    ]  # fmt: skip
+    assert collect.main([*argv, "--output_dir", str(out)]) == 0
+    tasks = {t.id: t for t in load_tasks("mbpp", split="train", path=str(MBPP_DIR), limit=6)}
+    samples = list(read_records(out / "samples.jsonl", Sample))
+    trajectories = list(read_records(out / "trajectories.jsonl", Trajectory))
+    assert len(samples) >= 8 and all(not s.correct and s.model == "mutants" for s in samples)
+    assert max(Counter(s.problem_id for s in samples).values()) == 2
+    assert len({s.sampling["operator"] for s in samples}) >= 4  # the operators are spread
+    assert len(trajectories) == 2 * len(samples) and all(t.verified for t in trajectories)
+    for t in trajectories:
+        task = tasks[t.problem_id]
+        assert t.task == task_text(task, 3) and t.refinement == task.reference.strip()
+        assert t.wrong_code != t.refinement and t.teacher == "gold"
+        if t.style == "refine":
+            assert not t.explanation and t.reply.startswith("```python")
+        else:
+            assert t.explanation.startswith("`assert ") and "because of a bug in `" in t.explanation
+            assert "should be" in t.explanation or "is missing" in t.explanation
+    fresh = tmp_path / "fresh-machine"
+    assert collect.main([*argv, "--output_dir", str(fresh)]) == 0  # seeded from the snapshot
+    assert keys(fresh / "trajectories.jsonl") == keys(out / "trajectories.jsonl")
+    assert sorted(p.name for p in data.iterdir()) == [
+        "config.json", "problems.jsonl.gz", "samples.jsonl.gz", "table.md", "trajectories.jsonl.gz",
+    ]  # fmt: skip
+    examples, counts = chat_data.load_examples(data)
+    assert counts["used"] == len(trajectories)
+    assert examples[0]["prompt"][0]["content"] == trajectories[0].task  # LeDex's turn 1
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "mutants"], "name a --teacher"),
+        (["--teacher", "gold"], "use it with --model mutants"),
+        (["--model", "mutants", "--teacher", "gold", "--refinements", "2"], "use --refinements 1"),
+    ],
+)
+def test_mutants_and_the_gold_teacher_go_together(tmp_path, capsys, extra, message):
+    assert collect.main(["--source", "mbpp", "--path", str(MBPP_DIR), "--output_dir", str(tmp_path / "o"), *extra]) == 2  # fmt: skip
+    assert message in capsys.readouterr().err

@@ -12,7 +12,7 @@ from tests.trainer.test_buggy_projects import account_project
 from tests.trainer.test_collect_projects import trajectories
 from trainer.buggy_projects import generate
 from trainer.collect_projects import ProjectCollectConfig, ProjectCollector
-from trainer.gold import _change
+from trainer.gold import _cause
 
 
 def test_every_gold_reply_is_verified_by_the_tests_and_names_the_line(tmp_path: Path):
@@ -35,8 +35,12 @@ def test_every_gold_reply_is_verified_by_the_tests_and_names_the_line(tmp_path: 
 def test_the_change_names_the_wrong_line_and_the_right_one():
     source = account_project()
     bugs = {bug.mutation.operator: bug for bug in generate([source], per_project=20, tries=40, seed=0)}
-    assert _change(bugs["comparison"]) == "`if amount >= self.balance:` should be `if amount > self.balance:`."
-    assert _change(bugs["missing-return"]) == "`return self.balance` is missing."
+
+    def change(bug):  # the sentence after the slip's
+        return _cause(bug.mutation.function, bug.mutation.operator, *bug.changed_lines()).split(". ", 1)[1]
+
+    assert change(bugs["comparison"]) == "`if amount >= self.balance:` should be `if amount > self.balance:`."
+    assert change(bugs["missing-return"]) == "`return self.balance` is missing."
 
 
 def test_the_refine_style_gets_the_fix_alone(tmp_path: Path):

@@ -107,7 +107,7 @@ def test_a_yaml_config_file_sets_options(tmp_path):
     config_file = tmp_path / "sft.yaml"
     config_file.write_text("data: runs/collect\nmodel: smollm2-135m\nlora_r: 4\nlearning_rate: 1.0e-4\n")
     script_args, config, explicit = sft.parse_args(["--config", str(config_file), "--lora_r", "8"])
-    assert (script_args.data, script_args.model, script_args.lora_r) == ("runs/collect", "smollm2-135m", 8)
+    assert (script_args.data, script_args.model, script_args.lora_r) == (["runs/collect"], "smollm2-135m", 8)
     assert config.learning_rate == 1e-4 and "learning_rate" in explicit
 
 
@@ -221,3 +221,14 @@ def test_lora_layers_adapts_only_the_last_layers_and_rejects_a_bad_count(tiny_mo
     assert trained and all(".layers.1." in name for name in trained)  # the last of 2 layers only
     with pytest.raises(ValueError, match="between 1 and 2"):
         modeling.lora_config(modeling.AdaptationArguments(lora_layers=3), model)
+
+
+def test_several_data_folders_are_mixed_with_max_examples_from_each(trajectories_file, tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_text(trajectories_file.read_text())
+    argv = ["--data", str(trajectories_file), str(other), "--max_examples", "1"]
+    script_args, _, _ = sft.parse_args(argv)
+    assert script_args.data == [str(trajectories_file), str(other)]
+    examples, counts = chat_data.load_mixture(script_args.data, max_examples=1)
+    assert len(examples) == counts["used"] == 2
+    assert counts["records"] == 2 * chat_data.load_examples(other)[1]["records"]
