@@ -51,7 +51,7 @@ from ledex.sandbox.programs import Program, ProgramPool, ProgramResult
 from trainer import gold, prompts
 from trainer.buggy_projects import spread
 from trainer.data import SOURCES, Task, load_tasks
-from trainer.mutants import Mutation, mutations
+from trainer.mutants import mutations
 from trainer.records import (
     SAMPLES_FILE,
     TRAJECTORIES_FILE,
@@ -71,7 +71,8 @@ PROBLEMS_FILE = "problems.jsonl"  # one line per problem whose sampling step is 
 CONFIG_FILE = "config.json"
 TABLE_JSON = "table.json"
 TABLE_MD = "table.md"
-SNAPSHOT_FILES = (SAMPLES_FILE, PROBLEMS_FILE, TRAJECTORIES_FILE, CONFIG_FILE, TABLE_MD)
+# what a snapshot holds; PROBLEMS_FILE, the marker of what is written, comes last (unpack_snapshot)
+SNAPSHOT_FILES = (CONFIG_FILE, TABLE_MD, SAMPLES_FILE, TRAJECTORIES_FILE, PROBLEMS_FILE)
 SNAPSHOT_EVERY_S = 600.0
 UNPARSED = "unparsed"  # Trajectory.status when the teacher's reply had no usable code
 MUTANTS = "mutants"  # --model: wrong solutions are mutants of the reference, not a model's samples
@@ -273,40 +274,46 @@ class Collector:
 
     def _mutate(self, tasks: list[Task], samples: dict[str, list[Sample]]) -> None:
         """Step 1 with `--model mutants`: per problem, mutants of its reference solution in an
-        operator-spreading order, verified; the first `samples` that fail a test without hanging
-        are written (an equivalent mutant is not a wrong solution, a hang is not a bug to teach)."""
+        operator-spreading order, verified; the first `samples` that fail a test the way a bug does
+        are written (`_teachable`: an equivalent mutant is not a wrong solution, a hang or a
+        sandbox event is not a bug to teach)."""
         cfg = self.config
-        kept = Counter(  # the operators kept so far, a resumed run's too: no operator dominates
-            str(s.sampling.get("operator")) for group in samples.values() for s in group
-        )
-        tried: list[tuple[Task, Mutation, str]] = []
+        batch = {task.id for task in tasks}
+        # The operators kept by the problems before this batch (a resumed run's too), then by each
+        # problem of it in order: each problem tries the least-kept operators first, so none
+        # dominates, and the choice depends neither on --batch_size nor on a kill and a rerun.
+        kept = Counter(
+            str(s.sampling.get("operator"))
+            for problem, group in samples.items() if problem not in batch for s in group
+        )  # fmt: skip
+        new: list[Sample] = []
+        marks: list[_ProblemMark] = []
         for task in tasks:
-            reference = task.reference.strip() + "\n" if task.reference.strip() else ""
+            reference = gold.reference(task)
             rng = random.Random(f"{cfg.seed}/{task.id}")
             order = spread([("", m) for m in mutations(reference)], rng, kept)
-            tried += [(task, m, m.apply(reference)) for _, m in order[: cfg.samples * MUTANT_TRIES]]
-        results = self._verify([Program(code, t.tests, t.setup, cfg.timeout) for t, _, code in tried])
-        known = {s.key for task in tasks for s in samples.get(task.id, ())}
-        written: Counter[str] = Counter()
-        new: list[Sample] = []
-        for (task, mutation, code), result in zip(tried, results, strict=True):
-            if all(result.passed) or result.status == "timeout" or written[task.id] >= cfg.samples:
-                continue
-            written[task.id] += 1
-            kept[mutation.operator] += 1
-            key = f"{task.id}/{_digest(code)}"
-            if key in known:  # a rerun after a kill between the two appends below
-                continue
-            settings = {"n": cfg.samples, "operator": mutation.operator, "function": mutation.function}  # fmt: skip
-            new.append(Sample(
-                key=key, problem_id=task.id, source=task.source, code=code,
-                passed=result.passed, status=result.status, feedback=result.feedback,
-                model=MUTANTS, sampling=settings, seed=cfg.seed,
-            ))  # fmt: skip
+            tried = [(m, m.apply(reference)) for _, m in order[: cfg.samples * MUTANT_TRIES]]
+            results = self._verify([Program(code, task.tests, task.setup, cfg.timeout) for _, code in tried])  # fmt: skip
+            known = {s.key for s in samples.get(task.id, ())}  # a rerun after a kill
+            found = 0
+            for (mutation, code), result in zip(tried, results, strict=True):
+                key = f"{task.id}/{_digest(code)}"
+                if found == cfg.samples or not _teachable(result):
+                    continue
+                found += 1
+                kept[mutation.operator] += 1
+                if key in known:
+                    continue
+                known.add(key)  # two mutants with the same normalised code are one sample
+                settings = {"n": cfg.samples, "operator": mutation.operator, "function": mutation.function}  # fmt: skip
+                new.append(Sample(
+                    key=key, problem_id=task.id, source=task.source, code=code,
+                    passed=result.passed, status=result.status, feedback=result.feedback,
+                    model=MUTANTS, sampling=settings, seed=cfg.seed,
+                ))  # fmt: skip
+            marks.append(_ProblemMark(task.id, len(tried), found, 0))
         append_jsonl(self.out / SAMPLES_FILE, new)
         self.stats["wrong"] += len(new)
-        tries = Counter(task.id for task, _, _ in tried)
-        marks = [_ProblemMark(t.id, tries[t.id], written[t.id], 0) for t in tasks]
         append_jsonl(self.out / PROBLEMS_FILE, marks)  # after the samples: a mark means "all written"
         for sample in new:
             samples.setdefault(sample.problem_id, []).append(sample)
@@ -463,6 +470,19 @@ class _ProblemMark:
     asked: int  # completions asked for
     unique: int  # unique parsed solutions
     unparsed: int  # replies without usable code
+
+
+def _teachable(result: ProgramResult) -> bool:
+    """A mutant fails the way a bug does: a test's assert fails, or the code raises. Not a pass (an
+    equivalent mutant), a hang, a memory blow-up, or the harness killed or left (the gold teacher
+    would blame the mutation for what the sandbox did)."""
+    if result.status == "failed":
+        return True
+    failure = result.failure
+    return (
+        result.status == "error" and failure is not None and failure.kind == "exception"
+        and failure.exception != "MemoryError"
+    )  # fmt: skip
 
 
 def _digest(code: str) -> str:

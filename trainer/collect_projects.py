@@ -82,7 +82,8 @@ TABLE_MD = "table.md"
 SOURCE_NAME = "mbpp-bugs"
 UNPARSED = "unparsed"
 _SNAPSHOT_EVERY_S = 600.0
-_SNAPSHOT_FILES = (BUGS_FILE, SOURCES_FILE, TRAJECTORIES_FILE, CONFIG_FILE)
+# what a snapshot holds; BUGS_FILE, the marker `_claim_folder` checks, comes last (unpack_snapshot)
+_SNAPSHOT_FILES = (CONFIG_FILE, TRAJECTORIES_FILE, SOURCES_FILE, BUGS_FILE)
 HINTS = ("line", "fix")
 _RECORD_SETTINGS = (
     "split",

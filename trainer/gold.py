@@ -110,10 +110,17 @@ def problem_reply(
     operator, function = sample.sampling.get("operator"), sample.sampling.get("function")
     if not task.reference.strip() or not operator or not function:
         raise ValueError(f"{sample.key} is not a mutant of a reference solution: the gold teacher has no answer")  # fmt: skip
-    cause = _cause(str(function), str(operator), *changed_lines(sample.code, task.reference))
+    cause = _cause(str(function), str(operator), *changed_lines(sample.code, reference(task)))
     return dialogue.format_reply(
         f"{_failure(sample.feedback)} {cause}", task.reference.strip(), style
     )
+
+
+def reference(task: Task) -> str:
+    """The task's reference solution as the mutants are made from it ("" if it has none): the same
+    text on both sides of the diff that the explanation quotes."""
+    code = task.reference.strip()
+    return code + "\n" if code else ""
 
 
 def _failure(feedback: str) -> str:

@@ -293,10 +293,20 @@ def write_snapshot(out: Path, data_dir: Path, names: Iterable[str]) -> None:
 
 
 def unpack_snapshot(data_dir: Path, out: Path, names: Iterable[str]) -> None:
-    """Seed a run's output folder from a committed snapshot, so that the run resumes from it."""
+    """Seed a run's output folder from a committed snapshot, so that the run resumes from it.
+
+    Call it only while the folder's marker file (what says "this is written") is missing, and name
+    the marker last: a kill mid-way then leaves no marker and the next run seeds again. The
+    snapshot's JSONL files replace what is there (a partial file written before the marker would
+    otherwise shadow the committed records, and the next snapshot would overwrite them with it);
+    a settings file already there is kept."""
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
-        packed = data_dir / (f"{name}.gz" if name.endswith(".jsonl") else name)
-        if packed.exists() and not (out / name).exists():
-            data = packed.read_bytes()
-            (out / name).write_bytes(gzip.decompress(data) if packed.suffix == ".gz" else data)
+        packed = name.endswith(".jsonl")
+        source = data_dir / (f"{name}.gz" if packed else name)
+        if not source.exists() or (not packed and (out / name).exists()):
+            continue
+        data = gzip.decompress(source.read_bytes()) if packed else source.read_bytes()
+        partial = out / f"{name}.partial"
+        partial.write_bytes(data)
+        partial.replace(out / name)

@@ -352,3 +352,20 @@ def test_mutants_answered_by_the_gold_teacher_are_ledex_data_made_without_a_mode
 def test_mutants_and_the_gold_teacher_go_together(tmp_path, capsys, extra, message):
     assert collect.main(["--source", "mbpp", "--path", str(MBPP_DIR), "--output_dir", str(tmp_path / "o"), *extra]) == 2  # fmt: skip
     assert message in capsys.readouterr().err
+
+
+def test_only_mutants_that_fail_like_a_bug_are_wrong_solutions():
+    from ledex.feedback import FailureInfo
+    from ledex.sandbox.programs import ProgramResult
+
+    def result(status, kind=None, exception=""):
+        failure = FailureInfo(kind, exception=exception) if kind else None
+        return ProgramResult(status, [False], "feedback", 0.1, "", failure)
+
+    assert collect._teachable(result("failed", "assertion"))
+    assert collect._teachable(result("error", "exception", "IndexError"))
+    assert not collect._teachable(ProgramResult("passed", [True], "", 0.1))  # equivalent
+    assert not collect._teachable(result("timeout", "timeout"))
+    assert not collect._teachable(result("error", "exception", "MemoryError"))
+    assert not collect._teachable(result("error", "harness"))
+    assert not collect._teachable(result("killed", "crashed"))

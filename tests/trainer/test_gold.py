@@ -54,3 +54,26 @@ def test_the_refine_style_gets_the_fix_alone(tmp_path: Path):
     for record in records:
         assert record.verified and record.style == "refine" and not record.explanation
         assert record.reply.startswith("```python") and "def withdraw" in record.reply
+
+
+def test_a_problem_reply_quotes_the_changed_line_alone_whatever_the_whitespace_of_the_reference():
+    from trainer import gold
+    from trainer.data import Task
+    from trainer.mutants import mutations
+    from trainer.records import Sample
+
+    # MBPP references end lines with spaces; the mutants are made from the stripped text
+    reference = "def f(x):   \n    y = x + 1   \n    return y   \n\n"
+    task = Task("t/1", "jsonl", "Add one.", ("assert f(1) == 2",), "f", reference=reference)
+    mutation = next(m for m in mutations(gold.reference(task)) if m.description == "`+` became `-`")
+    sample = Sample(
+        key="t/1/x", problem_id="t/1", source="jsonl", code=mutation.apply(gold.reference(task)),
+        passed=[False], status="failed", model="mutants", sampling={"operator": "arithmetic", "function": "f"},
+        feedback="The code fails this test:\nassert f(1) == 2\nf(1) returned 0, expected 2",
+    )  # fmt: skip
+    reply = gold.problem_reply(task, sample)
+    assert reply.startswith(
+        "`assert f(1) == 2` fails (it returned 0, expected 2) because of a bug in `f`: an arithmetic "
+        "operator is wrong. `y = x - 1` should be `y = x + 1`."
+    )
+    assert dialogue.parse_reply(reply).code == reference.strip()
