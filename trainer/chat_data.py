@@ -116,12 +116,16 @@ def load_mixture(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The examples of several data folders, in order (the trainer shuffles), `max_examples` from
     each, so that one source (the editor's project prompts, LeDex's problem prompts) cannot crowd
-    out another; the counts are summed."""
+    out another; the counts are summed. A record met twice (a run folder and its committed
+    snapshot) is trained once."""
     examples: list[dict[str, Any]] = []
     counts = {"records": 0, "verified": 0, "used": 0}
+    seen: set[str] = set()
     for path in paths:
         some, theirs = load_examples(path, styles=styles, system=system, max_examples=max_examples)
-        examples += some
-        for name in counts:
+        examples += [example for example in some if example["key"] not in seen]
+        seen.update(example["key"] for example in some)
+        for name in ("records", "verified"):
             counts[name] += theirs[name]
+    counts["used"] = len(examples)
     return examples, counts

@@ -224,11 +224,13 @@ def test_lora_layers_adapts_only_the_last_layers_and_rejects_a_bad_count(tiny_mo
 
 
 def test_several_data_folders_are_mixed_with_max_examples_from_each(trajectories_file, tmp_path):
-    other = tmp_path / "other.jsonl"
-    other.write_text(trajectories_file.read_text())
+    other = tmp_path / "other.jsonl"  # another source: the same records under other keys
+    other.write_text(trajectories_file.read_text().replace('"key": "', '"key": "other/'))
     argv = ["--data", str(trajectories_file), str(other), "--max_examples", "1"]
     script_args, _, _ = sft.parse_args(argv)
     assert script_args.data == [str(trajectories_file), str(other)]
     examples, counts = chat_data.load_mixture(script_args.data, max_examples=1)
-    assert len(examples) == counts["used"] == 2
+    assert len(examples) == counts["used"] == 2 and examples[1]["key"].startswith("other/")
     assert counts["records"] == 2 * chat_data.load_examples(other)[1]["records"]
+    again, counts = chat_data.load_mixture([trajectories_file, trajectories_file])
+    assert len(again) == counts["used"] == len(chat_data.load_examples(trajectories_file)[0])
