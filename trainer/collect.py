@@ -14,7 +14,7 @@
 
 `--model mutants` makes the wrong solutions without a model: each problem's reference solution with
 one bug injected by `trainer.mutants` (operators spread as `trainer.buggy_projects` spreads them),
-kept when a test fails without a hang, `samples` of them per problem. `--teacher gold` answers
+kept when an assert fails or the code raises (no hang, no sandbox event), `samples` per problem. `--teacher gold` answers
 those with the reference solution after an explanation written from the feedback and the mutation
 (`trainer.gold`), verified like any reply. Together they give LeDex-format data (`problem_task`)
 on a CPU, in minutes:
