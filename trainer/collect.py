@@ -54,6 +54,7 @@ from trainer.data import SOURCES, Task, load_tasks
 from trainer.mutants import mutations
 from trainer.records import (
     SAMPLES_FILE,
+    SNAPSHOT_EVERY_S,
     TRAJECTORIES_FILE,
     Sample,
     Trajectory,
@@ -73,7 +74,6 @@ TABLE_JSON = "table.json"
 TABLE_MD = "table.md"
 # what a snapshot holds; PROBLEMS_FILE, the marker of what is written, comes last (unpack_snapshot)
 SNAPSHOT_FILES = (CONFIG_FILE, TABLE_MD, SAMPLES_FILE, TRAJECTORIES_FILE, PROBLEMS_FILE)
-SNAPSHOT_EVERY_S = 600.0
 UNPARSED = "unparsed"  # Trajectory.status when the teacher's reply had no usable code
 MUTANTS = "mutants"  # --model: wrong solutions are mutants of the reference, not a model's samples
 MUTANT_TRIES = 3  # mutants run per wanted wrong solution (some are equivalent, some hang)
@@ -297,11 +297,11 @@ class Collector:
             known = {s.key for s in samples.get(task.id, ())}  # a rerun after a kill
             found = 0
             for (mutation, code), result in zip(tried, results, strict=True):
-                key = f"{task.id}/{_digest(code)}"
                 if found == cfg.samples or not _teachable(result):
                     continue
                 found += 1
                 kept[mutation.operator] += 1
+                key = f"{task.id}/{_digest(code)}"
                 if key in known:
                     continue
                 known.add(key)  # two mutants with the same normalised code are one sample

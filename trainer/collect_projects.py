@@ -63,6 +63,7 @@ from trainer.buggy_projects import (
 from trainer.gold import TEACHER as TEACHER_GOLD
 from trainer.gold import GoldTeacher
 from trainer.records import (
+    SNAPSHOT_EVERY_S,
     TRAJECTORIES_FILE,
     Trajectory,
     append_jsonl,
@@ -81,7 +82,6 @@ TABLE_JSON = "table.json"
 TABLE_MD = "table.md"
 SOURCE_NAME = "mbpp-bugs"
 UNPARSED = "unparsed"
-_SNAPSHOT_EVERY_S = 600.0
 # what a snapshot holds; BUGS_FILE, the marker `_claim_folder` checks, comes last (unpack_snapshot)
 _SNAPSHOT_FILES = (CONFIG_FILE, TRAJECTORIES_FILE, SOURCES_FILE, BUGS_FILE)
 HINTS = ("line", "fix")
@@ -437,7 +437,7 @@ class ProjectCollector:
         claim_settings(self.out / CONFIG_FILE, {**settings, "generator": GENERATOR_VERSION})
 
     def _maybe_snapshot(self) -> None:
-        if time.monotonic() - self._last_snapshot >= _SNAPSHOT_EVERY_S:
+        if time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_S:
             self.snapshot()
 
     def snapshot(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 
 from ledex import dialogue, patching
+from ledex.feedback import shorten
 from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Sampling
 from ledex.models.embedded import DEFAULT_N_CTX
 from ledex.project_repair import ProjectTask, Site, render_code
@@ -151,6 +152,5 @@ def _cause(function: str, operator: str, wrong_lines: list[str], right_lines: li
     return f"because of a bug in `{function}`: {slip}. {change}"
 
 
-def _short(text: str, limit: int = 160) -> str:
-    text = text.strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _short(text: str) -> str:
+    return shorten(text.strip(), 160)

@@ -275,6 +275,8 @@ def claim_settings(path: str | os.PathLike[str], settings: Mapping[str, Any]) ->
 
 # --- committed snapshots (trainer/datasets) ------------------------------------------------------
 
+SNAPSHOT_EVERY_S = 600.0  # how often a long collection run snapshots its folder for a commit
+
 
 def write_snapshot(out: Path, data_dir: Path, names: Iterable[str]) -> None:
     """Copies of a run's files in `data_dir` to commit: JSONL files gzip-compressed (`NAME.gz`,
