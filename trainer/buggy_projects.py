@@ -39,6 +39,7 @@ from typing import Any
 from ledex.errors import LedexError
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
 from trainer.mutants import Mutation, mutations, parse
+from trainer.project_shapes import check_shapes, reshape
 
 GENERATOR_VERSION = 2  # bump when the generated projects change: cached suites are rebuilt
 PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
@@ -123,20 +124,27 @@ class BuggyProject:
 # --- source projects -----------------------------------------------------------------------------
 
 
-def mbpp_projects(use: str, path: str | None = None) -> list[SourceProject]:
-    """MBPP problems of a use's splits (`SPLITS`) as source projects, by task id."""
+def mbpp_projects(
+    use: str, path: str | None = None, shapes: Sequence[str] = ("function",)
+) -> list[SourceProject]:
+    """MBPP problems of a use's splits (`SPLITS`) as source projects, by task id. Each problem takes
+    one of `shapes` (`trainer.project_shapes`), in turn: the next one in the list that fits it."""
     from trainer.data import mbpp
 
     if use not in SPLITS:
         raise ValueError(f"unknown use {use!r}: expected one of {', '.join(SPLITS)}")
-    projects = []
+    check_shapes(shapes)
+    projects: list[SourceProject] = []
     for split in SPLITS[use]:
         for task in mbpp.load(split, path):
-            project = mbpp_project(
-                task.id, task.reference, task.tests, task.setup, task.entry_point
-            )
-            if project is not None:
-                projects.append(project)
+            turn = len(projects)
+            for shape in [*shapes[turn % len(shapes) :], *shapes[: turn % len(shapes)]]:
+                project = mbpp_project(
+                    task.id, task.reference, task.tests, task.setup, task.entry_point, shape
+                )
+                if project is not None:
+                    projects.append(project)
+                    break
     return projects
 
 
@@ -146,9 +154,12 @@ def mbpp_project(
     asserts: Sequence[object],
     setup: str = "",
     entry_point: str | None = None,
+    shape: str = "function",
 ) -> SourceProject | None:
-    """An MBPP problem as a project: `<entry>.py`, `tests/test_<entry>.py`, `pyproject.toml`.
-    None when the problem has no function to test or its code does not parse."""
+    """An MBPP problem as a project: `<entry>.py` (and `helpers.py` in the helper-module shape),
+    `tests/test_<entry>.py`, `pyproject.toml`. None when the problem has no function to test, its
+    code does not parse, or the shape does not fit it. A shape other than "function" is named in
+    the project's name: `mbpp601_max_chain_length_method`."""
     tree = parse(code)
     if tree is None or not entry_point or not all(isinstance(a, str) for a in asserts):
         return None
@@ -160,27 +171,32 @@ def mbpp_project(
     if entry_point not in defined:
         return None
     module = _module_name(entry_point)
+    shaped = reshape(shape, module, code, [str(a) for a in asserts], setup, entry_point)
+    if shaped is None:
+        return None
     imports = [
         ast.get_source_segment(code, node) or ""
         for node in tree.body
         if isinstance(node, (ast.Import, ast.ImportFrom))
     ]
-    header = [*imports, f"from {module} import {', '.join(dict.fromkeys(defined))}"]
+    names = ", ".join(dict.fromkeys(shaped.names))
+    header = [*imports, *shaped.imports, f"from {module} import {names}"]
     tests = []
-    for index, test in enumerate(asserts, start=1):
-        body = textwrap.indent(str(test).strip().replace("\r\n", "\n"), "    ")
+    for index, test in enumerate(shaped.asserts, start=1):
+        body = textwrap.indent(test.strip().replace("\r\n", "\n"), "    ")
         tests.append(f"def test_{entry_point}_{index}():\n{body}\n")
     parts = ["\n".join(header) + "\n"]
-    if setup.strip():
-        parts.append(setup.strip() + "\n")
+    if shaped.setup.strip():
+        parts.append(shaped.setup.strip() + "\n")
     test_file = "\n\n".join(parts + tests)
     number = task_id.split("/")[-1]
     files = {
-        f"{module}.py": code.strip() + "\n",
+        **shaped.files,
         f"tests/test_{module}.py": test_file,
         "pyproject.toml": PYPROJECT,
     }
-    return SourceProject(f"mbpp{number}_{entry_point}", files, task_id, MBPP_LICENCE)
+    suffix = "" if shape == "function" else "_" + shape.replace("-", "_")
+    return SourceProject(f"mbpp{number}_{entry_point}{suffix}", files, task_id, MBPP_LICENCE)
 
 
 # --- generation ----------------------------------------------------------------------------------

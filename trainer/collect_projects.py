@@ -9,8 +9,9 @@ report (`ledex.project_repair`). A model trained only on the first is out of dis
 second, so this stage collects data in the second shape, through the same code path as `ledex fix`
 and the language server:
 
-1. Source projects (MBPP's train split as pytest projects, `trainer.buggy_projects`) get one injected
-   bug each (`per_project` of them), kept only when some test catches it.
+1. Source projects (MBPP's train split as pytest projects, `trainer.buggy_projects`; `--shapes`
+   rewrites them as methods, coroutines or a helper in another module, `trainer.project_shapes`)
+   get one injected bug each (`per_project` of them), kept only when some test catches it.
 2. Each buggy project is written to a folder and its tests are run (`ledex.sandbox.run_pytest`);
    for its first failing test, the fix workflow's task (`ledex.fix.task_for`: verified against the
    other failing tests of the same function too) and `conversation_parts` build the prompt,
@@ -62,6 +63,7 @@ from trainer.buggy_projects import (
 )
 from trainer.gold import TEACHER as TEACHER_GOLD
 from trainer.gold import GoldTeacher
+from trainer.project_shapes import SHAPES, check_shapes
 from trainer.records import (
     SNAPSHOT_EVERY_S,
     TRAJECTORIES_FILE,
@@ -98,6 +100,7 @@ _RECORD_SETTINGS = (
     "hint",
     "hint_shows",
     "plain_pass",
+    "shapes",
 )
 
 
@@ -120,6 +123,13 @@ class ProjectCollectConfig:
         metadata=_help("local copy of MBPP (default: $LEDEX_MBPP_PATH, ../shared/data/mbpp)"),
     )
     limit: int | None = field(default=None, metadata=_help("use only the first N source projects"))
+    shapes: list[str] = field(
+        default_factory=lambda: ["function"],
+        metadata=_help(
+            "shapes of the source projects, one per problem in turn (trainer/project_shapes.py): "
+            f"{', '.join(SHAPES)}"
+        ),
+    )
     per_project: int = field(default=2, metadata=_help("bugs injected per source project"))
     tries: int = field(default=6, metadata=_help("mutants run per source project to find them"))
     teacher: str = field(
@@ -182,6 +192,7 @@ class ProjectCollectConfig:
             raise ValueError(f"--hint_shows must be one of {', '.join(HINTS)}, got {self.hint_shows!r}")
         if not (self.plain_pass or self.hint):
             raise ValueError("--no_plain_pass needs the hint pass: nothing would ask the teacher")
+        check_shapes(self.shapes)
         bad = [style for style in self.styles if style not in dialogue.STYLES]
         if bad or not self.styles:
             raise ValueError(
@@ -434,7 +445,11 @@ class ProjectCollector:
         if self.config.data_dir and not (self.out / BUGS_FILE).exists():
             unpack_snapshot(Path(self.config.data_dir), self.out, _SNAPSHOT_FILES)
         settings = {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
-        claim_settings(self.out / CONFIG_FILE, {**settings, "generator": GENERATOR_VERSION})
+        claim_settings(
+            self.out / CONFIG_FILE,
+            {**settings, "generator": GENERATOR_VERSION},
+            defaults={"shapes": ["function"]},  # folders from before --shapes hold functions
+        )
 
     def _maybe_snapshot(self) -> None:
         if time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_S:
@@ -601,7 +616,7 @@ def collect_projects(
     config: ProjectCollectConfig, backend: Backend | None = None
 ) -> dict[str, Any]:
     config.check()
-    sources = mbpp_projects(config.split, config.path)
+    sources = mbpp_projects(config.split, config.path, config.shapes)
     if config.limit is not None:
         sources = sources[: config.limit]
     if not sources:

@@ -251,15 +251,21 @@ def one_writer(folder: str | os.PathLike[str], command: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def claim_settings(path: str | os.PathLike[str], settings: Mapping[str, Any]) -> None:
+def claim_settings(
+    path: str | os.PathLike[str],
+    settings: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
     """Write the settings that shape a run's records to `path` once; a rerun with other values is
-    refused (a LedexError naming them), so records of different settings never share a folder."""
+    refused (a LedexError naming them), so records of different settings never share a folder.
+    `defaults` are the values of settings newer than some folders: a folder without one held it."""
     path = Path(path)
     if path.exists():
         try:
             theirs = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as error:
             raise LedexError(f"{path} is not valid JSON ({error}); fix or remove it") from None
+        theirs = {**(defaults or {}), **theirs}
         changed = [name for name in settings if name in theirs and theirs[name] != settings[name]]
         if changed:
             detail = ", ".join(f"{n}={theirs[n]!r} (now {settings[n]!r})" for n in changed)

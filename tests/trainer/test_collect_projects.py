@@ -184,3 +184,19 @@ def test_changed_settings_and_held_out_splits_are_refused(tmp_path):
             ProjectCollector(config(tmp_path, server)).run([account_project()])
     with pytest.raises(ValueError, match="held-out"):
         ProjectCollectConfig(split="heldout").check()
+
+
+def test_a_folder_from_before_shapes_holds_functions_and_refuses_other_shapes(tmp_path):
+    with LoopbackServer(reply=right) as server:
+        ProjectCollector(config(tmp_path, server, per_project=1)).run([account_project()])
+        settings = tmp_path / "out" / "config.json"
+        old = json.loads(settings.read_text())
+        assert old.pop("shapes") == ["function"]
+        settings.write_text(json.dumps(old))  # as written before --shapes existed
+        ProjectCollector(config(tmp_path, server, per_project=1)).run([account_project()])
+        with pytest.raises(collect_projects.LedexError, match="shapes=\\['function'\\]"):
+            ProjectCollector(config(tmp_path, server, per_project=1, shapes=["method"])).run(
+                [account_project()]
+            )
+    with pytest.raises(ValueError, match="shapes must be among"):
+        ProjectCollectConfig(shapes=["class"]).check()
