@@ -22,6 +22,12 @@ on a CPU, in minutes:
     ledex-train collect --model mutants --teacher gold --samples 2 --refinements 1 \\
         --output_dir runs/mbpp-mutants-gold
 
+`--hint reference` is a rationalisation pass for a model teacher: its last turn also shows the
+problem's reference solution (`prompts.reference_hint`), the record keeps the prompt without it
+(`Trajectory.hint` keeps the hint), and its replies are verified like any others. It is for LeDex
+data from the student's own wrong programs (wrong algorithms, not one-line slips), which a small
+teacher explains badly on its own.
+
 Problems go in batches of `batch_size`: sampled, verified, written (fsync), refined, verified,
 written. The output folder is append-only: a rerun with the same settings skips what is there, so a
 kill -9 loses at most the batch in flight. The run ends with LeDex's Table 1 (stdout, `table.json`,
@@ -82,8 +88,9 @@ MUTANT_TRIES = 3  # mutants run per wanted wrong solution (some are equivalent, 
 # (limit, batch_size, workers, styles and progress only change how much is done, or how fast.)
 _RECORD_SETTINGS = (
     "source", "split", "model", "samples", "temperature", "top_p", "chat", "shots", "teacher",
-    "refinements", "refine_temperature", "max_tokens", "seed", "timeout", "shown_tests",
+    "refinements", "refine_temperature", "max_tokens", "seed", "timeout", "shown_tests", "hint",
 )  # fmt: skip
+HINTS = ("", "reference")
 
 
 def _help(text: str) -> dict[str, str]:
@@ -105,6 +112,7 @@ class CollectConfig:
     chat: bool = field(default=True, metadata=_help("instruct model: ask zero-shot; --no_chat gives base models few-shot examples"))  # fmt: skip
     shots: int = field(default=3, metadata=_help("few-shot examples (MBPP prompt split) with --no_chat"))  # fmt: skip
     teacher: str | None = field(default=None, metadata=_help(f"model spec that explains and refines (default: --model, self-bootstrap), or '{gold.TEACHER}': the reference solution (with --model {MUTANTS})"))  # fmt: skip
+    hint: str = field(default="", metadata=_help("rationalisation: 'reference' shows a model teacher the problem's reference solution (never the student: the recorded prompt is without it, `Trajectory.hint` keeps it); its replies are still verified"))  # fmt: skip
     refinements: int = field(default=10, metadata=_help("m: teacher replies per wrong solution and style"))  # fmt: skip
     refine_temperature: float = field(default=0.8, metadata=_help("temperature of the teacher"))
     styles: list[str] = field(default_factory=lambda: ["explain+refine"], metadata=_help("dialogue styles: explain+refine and/or refine"))  # fmt: skip
@@ -138,6 +146,10 @@ class CollectConfig:
             raise ValueError(f"--model {MUTANTS} makes wrong solutions, it cannot refine them: name a --teacher ({gold.TEACHER} or a model)")  # fmt: skip
         if self.teacher == gold.TEACHER and self.model != MUTANTS:
             raise ValueError(f"--teacher {gold.TEACHER} knows the fix of a mutant only: use it with --model {MUTANTS}")  # fmt: skip
+        if self.hint not in HINTS:
+            raise ValueError(f"--hint must be 'reference' or empty, got {self.hint!r}")
+        if self.hint and self.teacher_spec in (gold.TEACHER, MUTANTS):
+            raise ValueError(f"--hint is for a model teacher: --teacher {gold.TEACHER} knows the fix already")  # fmt: skip
         if self.teacher == gold.TEACHER and self.refinements > 1:
             raise ValueError(f"--teacher {gold.TEACHER} has one answer per wrong solution: use --refinements 1")  # fmt: skip
 
@@ -338,8 +350,12 @@ class Collector:
         if not jobs:
             return
         texts = {task.id: prompts.task_text(task, cfg.shown_tests) for task in tasks}
+        hints = {task.id: prompts.reference_hint(task) if cfg.hint else "" for task in tasks}
         conversations = [
-            dialogue.build_conversation(texts[t.id], s.code, s.feedback, style=style)
+            prompts.with_hint(
+                dialogue.build_conversation(texts[t.id], s.code, s.feedback, style=style),
+                hints[t.id],
+            )
             for t, s, style, _ in jobs
         ]
         sampling = Sampling(
@@ -374,7 +390,7 @@ class Collector:
                 "key": f"{sample.key}/{style}/{j}", "problem_id": task.id, "source": task.source,
                 "task": texts[task.id], "wrong_code": sample.code, "feedback": sample.feedback,
                 "style": style, "reply": text, "teacher": cfg.teacher_spec,
-                "sampling": settings, "seed": cfg.seed,
+                "sampling": settings, "seed": cfg.seed, "hint": hints[task.id],
             }  # fmt: skip
             if isinstance(parsed, dialogue.ParseError):
                 records.append(Trajectory(
@@ -445,7 +461,8 @@ class Collector:
         self.out.mkdir(parents=True, exist_ok=True)
         if self.config.data_dir and not (self.out / PROBLEMS_FILE).exists():
             unpack_snapshot(Path(self.config.data_dir), self.out, SNAPSHOT_FILES)
-        claim_settings(self.out / CONFIG_FILE, {n: getattr(self.config, n) for n in _RECORD_SETTINGS})
+        settings = {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
+        claim_settings(self.out / CONFIG_FILE, settings, defaults={"hint": ""})  # older folders: none
 
     def _snapshot(self) -> None:
         """gzip copies of the run's files in `data_dir`, to commit (`trainer/datasets/`)."""

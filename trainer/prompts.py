@@ -47,6 +47,30 @@ def _ask(task: Task, shown_tests: int | None) -> str:
     return f"{task_text(task, shown_tests)}\n\n{SOLVE_INSTRUCTION}"
 
 
+def reference_hint(task: Task) -> str:
+    """What a rationalisation pass tells the teacher about `task` (`collect --hint reference`): a
+    correct solution, to explain the wrong one against. Never part of a recorded prompt; "" when
+    the task has no reference solution."""
+    reference = task.reference.strip()
+    if not reference:
+        return ""
+    return (
+        "Hint: a correct solution is\n\n"
+        f"```python\n{reference}\n```\n\n"
+        "Explain what is wrong in your code itself (its own logic, not this solution), then give "
+        "the corrected code. Do not mention this hint or this solution in your answer."
+    )
+
+
+def with_hint(conversation: list[Message], hint: str) -> list[Message]:
+    """The conversation the teacher is sent: its last user turn (the feedback) followed by `hint`.
+    The record keeps the conversation without it."""
+    if not hint:
+        return conversation
+    *earlier, last = conversation
+    return [*earlier, {**last, "content": f"{last['content']}\n\n{hint}"}]
+
+
 def mbpp_shots(count: int = 3, path: str | None = None) -> list[Task]:
     """`count` worked examples from MBPP's prompt split (tasks 2, 3, 4 first, as the paper)."""
     from trainer.data.mbpp import load

@@ -369,3 +369,52 @@ def test_only_mutants_that_fail_like_a_bug_are_wrong_solutions():
     assert not collect._teachable(result("error", "exception", "MemoryError"))
     assert not collect._teachable(result("error", "harness"))
     assert not collect._teachable(result("killed", "crashed"))
+
+
+def test_the_reference_hint_reaches_the_teacher_and_never_the_recorded_prompt(tmp_path):
+    """`--hint reference` (a rationalisation pass): the teacher's last turn carries the problem's
+    reference solution, the record keeps the prompt without it (and the hint beside it), the reply
+    is still verified by the tests, and a problem without a reference gets the plain prompt."""
+    problems = tmp_path / "problems.jsonl"
+    rows = [
+        {**PROBLEMS[0], "reference": "def add(a, b):\n    return a + b"},
+        {**PROBLEMS[1]},  # no reference: no hint
+    ]
+    problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def teacher(messages, params) -> str:
+        if len(messages) == 1:
+            return fenced("def add(a, b):\n    return a - b" if "Add" in messages[0]["content"] else "def mul(a, b):\n    return a + b")  # fmt: skip
+        if "Hint: a correct solution is" in messages[-1]["content"]:
+            return fenced("def add(a, b):\n    return a + b", "It subtracts.")
+        return fenced("def mul(a, b):\n    return a - b", "Maybe.")
+
+    out = tmp_path / "run"
+    with LoopbackServer(reply=teacher) as server:
+        argv = args(problems, server.url, out, "--hint", "reference")
+        argv[argv.index("--samples") + 1], argv[argv.index("--refinements") + 1] = "1", "1"
+        assert collect.main(argv) == 0
+        sent = [r.body["messages"] for r in server.chat_requests if len(r.body["messages"]) > 1]
+    records = {t.problem_id + "/" + t.style: t for t in read_records(out / "trajectories.jsonl", Trajectory)}  # fmt: skip
+    hinted, plain = records["add/explain+refine"], records["mul/explain+refine"]
+    assert hinted.verified and hinted.explanation == "It subtracts." and not plain.verified
+    assert "return a + b" in hinted.hint and plain.hint == ""
+    tasks = {t.id: t for t in load_tasks("jsonl", path=str(problems))}
+    assert hinted.task == task_text(tasks["add"], 3) and "Hint" not in hinted.feedback
+    recorded = dialogue.build_conversation(hinted.task, hinted.wrong_code, hinted.feedback, style="explain+refine")  # fmt: skip
+    assert recorded not in sent  # the teacher saw more than the record's prompt...
+    assert [*recorded[:-1], {**recorded[-1], "content": recorded[-1]["content"] + "\n\n" + hinted.hint}] in sent  # fmt: skip
+    assert dialogue.build_conversation(plain.task, plain.wrong_code, plain.feedback, style="explain+refine") in sent  # fmt: skip
+    assert json.loads((out / "config.json").read_text())["hint"] == "reference"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--hint", "line"], "--hint must be 'reference'"),
+        (["--model", "mutants", "--teacher", "gold", "--refinements", "1", "--hint", "reference"], "for a model teacher"),  # fmt: skip
+    ],
+)
+def test_bad_hints_are_usage_errors(tmp_path, capsys, extra, message):
+    assert collect.main(["--source", "mbpp", "--path", str(MBPP_DIR), "--output_dir", str(tmp_path / "o"), *extra]) == 2  # fmt: skip
+    assert message in capsys.readouterr().err
