@@ -50,6 +50,7 @@ if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` imp
 from benchmarks.anchor import STYLE as ANCHOR
 from benchmarks.anchor import naive_anchor
 from benchmarks.cases.check_cases import CASES_ROOT, Case, copy_case, load_cases
+from trainer.project_shapes import SHAPES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 GOAL = (
@@ -493,6 +494,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add("--suite-size", type=int, default=240, help="projects in the generated suite")
     add(
+        "--suite-shapes",
+        nargs="+",
+        default=["function"],
+        choices=SHAPES,
+        metavar="SHAPE",
+        help="shapes of the generated suite's projects, one per problem in turn "
+        "(trainer/project_shapes.py: function, method, async, helper-module); another set of "
+        "shapes is another suite",
+    )
+    add(
         "--report",
         action="store_true",
         help="run nothing: print the table of every configuration in --out (any model and style, "
@@ -539,9 +550,12 @@ def suite_root(args: argparse.Namespace, err: Any) -> Path:
     from ledex.weights import cache_dir
     from trainer.buggy_projects import GENERATOR_VERSION, heldout_suite
 
-    root = cache_dir() / "suites" / f"heldout-v{GENERATOR_VERSION}-{args.suite_size}"
+    shapes = "" if args.suite_shapes == ["function"] else "-" + "-".join(args.suite_shapes)
+    root = cache_dir() / "suites" / f"heldout-v{GENERATOR_VERSION}-{args.suite_size}{shapes}"
     err.print(f"generated held-out suite: {root} (built on first use: about 2 pytest runs per project)")
-    heldout_suite(root, size=args.suite_size, python=sys.executable, progress=True)
+    heldout_suite(
+        root, size=args.suite_size, python=sys.executable, progress=True, shapes=args.suite_shapes
+    )
     return root
 
 

@@ -315,16 +315,20 @@ def heldout_suite(
     path: str | None = None,
     python: str | None = None,
     progress: bool = False,
+    shapes: Sequence[str] = ("function",),
 ) -> list[Path]:
     """Write (or reuse) the generated held-out benchmark suite: `size` buggy projects, one per
-    source project, from MBPP's validation and test splits in a seeded order. Returns the case
-    folders. A folder written by this generator version with these settings is reused as is."""
-    stamp = {
+    source project, from MBPP's validation and test splits in a seeded order, each problem in one
+    of `shapes` in turn (`trainer.project_shapes`). Returns the case folders. A folder written by
+    this generator version with these settings is reused as is."""
+    stamp: dict[str, Any] = {
         "generator": GENERATOR_VERSION,
         "size": size,
         "seed": seed,
         "sources": list(SPLITS["heldout"]),
     }
+    if tuple(shapes) != ("function",):  # the suites written before shapes existed stay valid
+        stamp["shapes"] = list(shapes)
     marker = folder / "suite.json"
     if marker.exists():
         theirs = json.loads(marker.read_text(encoding="utf-8"))
@@ -335,7 +339,7 @@ def heldout_suite(
             return sorted(p.parent for p in folder.glob("*/case.json"))
     folder.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"settings": stamp, "complete": False}) + "\n", encoding="utf-8")
-    sources = mbpp_projects("heldout", path)
+    sources = mbpp_projects("heldout", path, shapes)
     random.Random(seed).shuffle(sources)
     written = sorted(p.parent for p in folder.glob("*/case.json"))
     kept = Counter(_operator(case) for case in written)  # a resumed suite balances as before

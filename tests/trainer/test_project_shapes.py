@@ -102,3 +102,19 @@ def test_mbpp_problems_take_the_shapes_in_turn():
     assert {p.origin for p in shaped} < {p.origin for p in plain}  # 601 defines a class: skipped
     with pytest.raises(ValueError, match="shapes must be among"):
         check_shapes(["class"])
+
+
+def test_a_held_out_suite_in_other_shapes_is_another_suite(tmp_path):
+    from benchmarks.cases.check_cases import load_cases
+    from ledex.errors import LedexError
+    from trainer.buggy_projects import heldout_suite
+
+    folder = tmp_path / "suite"
+    cases = heldout_suite(folder, size=2, path=str(MBPP_DIR), shapes=("method", "async"))
+    assert len(cases) == 2
+    assert all("_method_" in case.name or "_async_" in case.name for case in cases)
+    for case in load_cases(folder):
+        report = check_case(case)
+        assert report.ok, report.problems
+    with pytest.raises(LedexError, match="other settings"):
+        heldout_suite(folder, size=2, path=str(MBPP_DIR))  # the plain suite is not this one
