@@ -128,23 +128,27 @@ def mbpp_projects(
     use: str, path: str | None = None, shapes: Sequence[str] = ("function",)
 ) -> list[SourceProject]:
     """MBPP problems of a use's splits (`SPLITS`) as source projects, by task id. Each problem takes
-    one of `shapes` (`trainer.project_shapes`), in turn: the next one in the list that fits it."""
+    one of `shapes` (`trainer.project_shapes`): of those that fit it, the one used least so far
+    (ties: the first in the list), so that a shape few problems fit is not crowded out."""
     from trainer.data import mbpp
 
     if use not in SPLITS:
         raise ValueError(f"unknown use {use!r}: expected one of {', '.join(SPLITS)}")
     check_shapes(shapes)
     projects: list[SourceProject] = []
+    used = Counter({shape: 0 for shape in shapes})
     for split in SPLITS[use]:
         for task in mbpp.load(split, path):
-            turn = len(projects)
-            for shape in [*shapes[turn % len(shapes) :], *shapes[: turn % len(shapes)]]:
-                project = mbpp_project(
-                    task.id, task.reference, task.tests, task.setup, task.entry_point, shape
-                )
-                if project is not None:
-                    projects.append(project)
-                    break
+            fits = {
+                shape: project
+                for shape in shapes
+                if (project := mbpp_project(task.id, task.reference, task.tests, task.setup,
+                                            task.entry_point, shape)) is not None
+            }  # fmt: skip
+            if fits:
+                shape = min(fits, key=lambda s: (used[s], shapes.index(s)))
+                used[shape] += 1
+                projects.append(fits[shape])
     return projects
 
 
@@ -319,7 +323,7 @@ def heldout_suite(
 ) -> list[Path]:
     """Write (or reuse) the generated held-out benchmark suite: `size` buggy projects, one per
     source project, from MBPP's validation and test splits in a seeded order, each problem in one
-    of `shapes` in turn (`trainer.project_shapes`). Returns the case folders. A folder written by
+    of `shapes` (`mbpp_projects`). Returns the case folders. A folder written by
     this generator version with these settings is reused as is."""
     stamp: dict[str, Any] = {
         "generator": GENERATOR_VERSION,

@@ -22,6 +22,7 @@ from typing import Any
 
 from ledex import dialogue
 from ledex.errors import LedexError
+from trainer.prompts import mentions_hint
 from trainer.records import TRAJECTORIES_FILE, Trajectory, read_records
 
 
@@ -75,6 +76,8 @@ def select(
             continue
         if record.style == "explain+refine" and not record.explanation.strip():
             continue  # nothing to teach for the explanation part
+        if record.hint and mentions_hint(record.explanation):
+            continue  # it explains the hint, which the student never sees
         if record.key in seen:
             continue
         seen.add(record.key)

@@ -24,7 +24,8 @@ on a CPU, in minutes:
 
 `--hint reference` is a rationalisation pass for a model teacher: its last turn also shows the
 problem's reference solution (`prompts.reference_hint`), the record keeps the prompt without it
-(`Trajectory.hint` keeps the hint), and its replies are verified like any others. It is for LeDex
+(`Trajectory.hint` keeps the hint), and its replies are verified like any others; SFT leaves out
+a reply whose explanation talks about the hint (`prompts.mentions_hint`). It is for LeDex
 data from the student's own wrong programs (wrong algorithms, not one-line slips), which a small
 teacher explains badly on its own.
 
@@ -112,7 +113,7 @@ class CollectConfig:
     chat: bool = field(default=True, metadata=_help("instruct model: ask zero-shot; --no_chat gives base models few-shot examples"))  # fmt: skip
     shots: int = field(default=3, metadata=_help("few-shot examples (MBPP prompt split) with --no_chat"))  # fmt: skip
     teacher: str | None = field(default=None, metadata=_help(f"model spec that explains and refines (default: --model, self-bootstrap), or '{gold.TEACHER}': the reference solution (with --model {MUTANTS})"))  # fmt: skip
-    hint: str = field(default="", metadata=_help("rationalisation: 'reference' shows a model teacher the problem's reference solution (never the student: the recorded prompt is without it, `Trajectory.hint` keeps it); its replies are still verified"))  # fmt: skip
+    hint: str = field(default="", metadata=_help("rationalisation: 'reference' shows a model teacher the problem's reference solution (the recorded prompt is without it, `Trajectory.hint` keeps it; SFT skips a reply whose explanation mentions it); its replies are still verified"))  # fmt: skip
     refinements: int = field(default=10, metadata=_help("m: teacher replies per wrong solution and style"))  # fmt: skip
     refine_temperature: float = field(default=0.8, metadata=_help("temperature of the teacher"))
     styles: list[str] = field(default_factory=lambda: ["explain+refine"], metadata=_help("dialogue styles: explain+refine and/or refine"))  # fmt: skip
@@ -350,13 +351,12 @@ class Collector:
         if not jobs:
             return
         texts = {task.id: prompts.task_text(task, cfg.shown_tests) for task in tasks}
-        hints = {task.id: prompts.reference_hint(task) if cfg.hint else "" for task in tasks}
+        hints = [prompts.reference_hint(t, style) if cfg.hint else "" for t, _, style, _ in jobs]
         conversations = [
             prompts.with_hint(
-                dialogue.build_conversation(texts[t.id], s.code, s.feedback, style=style),
-                hints[t.id],
+                dialogue.build_conversation(texts[t.id], s.code, s.feedback, style=style), hint
             )
-            for t, s, style, _ in jobs
+            for (t, s, style, _), hint in zip(jobs, hints, strict=True)
         ]
         sampling = Sampling(
             n=cfg.refinements, temperature=cfg.refine_temperature, top_p=cfg.top_p,
@@ -366,14 +366,14 @@ class Collector:
             replies = [[Completion(gold.problem_reply(t, s, style))] * cfg.refinements for t, s, style, _ in jobs]  # fmt: skip
         else:
             replies = self._generate(cfg.teacher_spec, conversations, sampling)
-        pending: list[tuple[Task, Sample, dialogue.Style, int, str, dialogue.Reply | dialogue.ParseError]] = []  # fmt: skip
-        for (task, sample, style, missing), completions in zip(jobs, replies, strict=True):
+        pending: list[tuple[Task, Sample, dialogue.Style, int, str, dialogue.Reply | dialogue.ParseError, str]] = []  # fmt: skip
+        for (task, sample, style, missing), completions, hint in zip(jobs, replies, hints, strict=True):  # fmt: skip
             for j in missing:
                 text = completions[j].text
-                pending.append((task, sample, style, j, text, dialogue.parse_reply(text, style=style)))
+                pending.append((task, sample, style, j, text, dialogue.parse_reply(text, style=style), hint))  # fmt: skip
         # Identical refinements of the same problem are run once.
         programs: dict[str, Program] = {}
-        for task, _, _, _, _, parsed in pending:
+        for task, _, _, _, _, parsed, _ in pending:
             if isinstance(parsed, dialogue.Reply):
                 code = program_for(task, parsed.code)
                 programs.setdefault(
@@ -385,12 +385,12 @@ class Collector:
             "max_tokens": cfg.max_tokens, "shown_tests": cfg.shown_tests,
         }  # fmt: skip
         records = []
-        for task, sample, style, j, text, parsed in pending:
+        for task, sample, style, j, text, parsed, hint in pending:
             common: dict[str, Any] = {
                 "key": f"{sample.key}/{style}/{j}", "problem_id": task.id, "source": task.source,
                 "task": texts[task.id], "wrong_code": sample.code, "feedback": sample.feedback,
                 "style": style, "reply": text, "teacher": cfg.teacher_spec,
-                "sampling": settings, "seed": cfg.seed, "hint": hints[task.id],
+                "sampling": settings, "seed": cfg.seed, "hint": hint,
             }  # fmt: skip
             if isinstance(parsed, dialogue.ParseError):
                 records.append(Trajectory(

@@ -448,7 +448,8 @@ class ProjectCollector:
         claim_settings(
             self.out / CONFIG_FILE,
             {**settings, "generator": GENERATOR_VERSION},
-            defaults={"shapes": ["function"]},  # folders from before --shapes hold functions
+            # folders from before these settings held their defaults
+            defaults={"shapes": ["function"], "hint_shows": "line", "plain_pass": True},
         )
 
     def _maybe_snapshot(self) -> None:

@@ -102,8 +102,10 @@ def _method(
             return None  # module-level code uses a function that is now a method
         else:
             body.append(node)
-    # the class stands where the first function stood (after the imports and constants above it)
-    at = next(i for i, node in enumerate(tree.body) if isinstance(node, ast.FunctionDef))
+    # the class stands where the last function stood, after every constant a default or decorator
+    # may use (module-level code that uses a function was refused above)
+    last = max(i for i, node in enumerate(tree.body) if isinstance(node, ast.FunctionDef))
+    at = sum(1 for node in tree.body[:last] if not isinstance(node, ast.FunctionDef))
     body.insert(at, ast.ClassDef(name=name, bases=[], keywords=[], body=methods, decorator_list=[]))
     instance = lambda: ast.Call(ast.Name(name, ast.Load()), [], [])  # noqa: E731
     tests = [_ToAttribute(set(functions), instance).visit(t) for t in tests]
@@ -136,7 +138,9 @@ def _async(module: str, tree: ast.Module, tests: list[ast.Module], entry: str) -
     body: list[ast.stmt] = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name == entry:
-            if _is_generator(node) or not _awaitable(node, entry) or _binds(node, {entry}):
+            if node.decorator_list or _is_generator(node) or not _awaitable(node, entry):
+                return None  # a decorator would wrap a coroutine (lru_cache caches it once)
+            if _binds(node, {entry}):
                 return None
             body_ = _Await(entry).visit(ast.Module(node.body, [])).body
             coroutine = ast.AsyncFunctionDef(
@@ -153,7 +157,8 @@ def _async(module: str, tree: ast.Module, tests: list[ast.Module], entry: str) -
         if not _awaitable(test, entry, nested_ok=True):
             return None
         run.append(_Run(entry).visit(test))
-    return _shaped({f"{module}.py": _unparse(body)}, ["import asyncio"], [entry], run)
+    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    return _shaped({f"{module}.py": _unparse(body)}, ["import asyncio"], functions, run)
 
 
 def _awaitable(tree: ast.AST, entry: str, nested_ok: bool = False) -> bool:
@@ -166,7 +171,7 @@ def _awaitable(tree: ast.AST, entry: str, nested_ok: bool = False) -> bool:
         return False
     if nested_ok:
         return True
-    nested = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.GeneratorExp)
+    nested = (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.GeneratorExp, ast.ClassDef)
     return not any(
         scope is not tree
         and isinstance(scope, nested)
@@ -247,16 +252,29 @@ def _names(tree: ast.AST) -> set[str]:
 
 
 def _binds(node: ast.FunctionDef, names: set[str]) -> bool:
-    """Whether the function binds any of `names` itself: a parameter, an assignment, a loop target."""
-    arguments = node.args
-    params = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
-    params += [p for p in (arguments.vararg, arguments.kwarg) if p is not None]
-    if any(p.arg in names for p in params):
-        return True
-    return any(
-        isinstance(n, ast.Name) and n.id in names and isinstance(n.ctx, (ast.Store, ast.Del))
-        for n in ast.walk(node)
-    )
+    """Whether any of `names` is bound anywhere inside the function, in any nested scope: a
+    parameter (its own, a lambda's, a nested def's), an assignment or loop target, a nested def or
+    class, an import, an `except ... as`, a match capture, a global or nonlocal declaration. Such a
+    name would not be the module-level function the rewrite assumes it is."""
+    bound: set[str] = set()
+    for n in ast.walk(node):
+        if n is node:
+            continue
+        if isinstance(n, ast.arg):
+            bound.add(n.arg)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            bound.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(n.name)
+        elif isinstance(n, ast.alias):
+            bound.add((n.asname or n.name).split(".")[0])
+        elif isinstance(n, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and n.name:
+            bound.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            bound.add(n.rest)
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            bound.update(n.names)
+    return bool(bound & names)
 
 
 def _unparse(body: list[ast.stmt]) -> str:

@@ -47,19 +47,34 @@ def _ask(task: Task, shown_tests: int | None) -> str:
     return f"{task_text(task, shown_tests)}\n\n{SOLVE_INSTRUCTION}"
 
 
-def reference_hint(task: Task) -> str:
+def reference_hint(task: Task, style: str = dialogue.DEFAULT_STYLE) -> str:
     """What a rationalisation pass tells the teacher about `task` (`collect --hint reference`): a
-    correct solution, to explain the wrong one against. Never part of a recorded prompt; "" when
-    the task has no reference solution."""
+    correct solution, to explain the wrong one against (the `refine` style asks for code alone).
+    Never part of a recorded prompt; "" when the task has no reference solution."""
     reference = task.reference.strip()
     if not reference:
         return ""
-    return (
-        "Hint: a correct solution is\n\n"
-        f"```python\n{reference}\n```\n\n"
+    ask = (
         "Explain what is wrong in your code itself (its own logic, not this solution), then give "
-        "the corrected code. Do not mention this hint or this solution in your answer."
+        "the corrected code. "
+        if style == "explain+refine"
+        else ""
     )
+    return (
+        f"Hint: a correct solution is\n\n```python\n{reference}\n```\n\n"
+        f"{ask}Do not mention this hint or this solution in your answer."
+    )
+
+
+#: words by which an explanation gives away that its writer was shown a solution
+HINT_TELLS = ("hint", "correct solution", "reference solution", "provided solution", "given solution")
+
+
+def mentions_hint(explanation: str) -> bool:
+    """Whether an explanation talks about the hint it was given rather than the code: a student
+    trained on it would refer to a hint it never sees."""
+    text = explanation.lower()
+    return any(tell in text for tell in HINT_TELLS)
 
 
 def with_hint(conversation: list[Message], hint: str) -> list[Message]:

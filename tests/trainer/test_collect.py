@@ -374,20 +374,30 @@ def test_only_mutants_that_fail_like_a_bug_are_wrong_solutions():
 def test_the_reference_hint_reaches_the_teacher_and_never_the_recorded_prompt(tmp_path):
     """`--hint reference` (a rationalisation pass): the teacher's last turn carries the problem's
     reference solution, the record keeps the prompt without it (and the hint beside it), the reply
-    is still verified by the tests, and a problem without a reference gets the plain prompt."""
+    is still verified by the tests, a problem without a reference gets the plain prompt, and SFT
+    leaves out a reply that talks about the hint."""
+    from trainer.chat_data import load_examples
+
     problems = tmp_path / "problems.jsonl"
     rows = [
         {**PROBLEMS[0], "reference": "def add(a, b):\n    return a + b"},
-        {**PROBLEMS[1]},  # no reference: no hint
+        {**PROBLEMS[1], "reference": "def mul(a, b):\n    return a * b"},
+        {"id": "sub", "description": "Subtract.", "tests": ["assert sub(3, 1) == 2"], "entry_point": "sub"},  # fmt: skip
     ]
     problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    headers = {"Add": "def add(a, b):", "Multiply": "def mul(a, b):", "Subtract": "def sub(a, b):"}
+    wrong = {"Add": "return a - b", "Multiply": "return a + b", "Subtract": "return b - a"}
+    right = {"Add": "return a + b", "Multiply": "return a * b", "Subtract": "return a - b"}
 
     def teacher(messages, params) -> str:
+        name = next(k for k in wrong if k in messages[0]["content"])
+        header = headers[name]
         if len(messages) == 1:
-            return fenced("def add(a, b):\n    return a - b" if "Add" in messages[0]["content"] else "def mul(a, b):\n    return a + b")  # fmt: skip
-        if "Hint: a correct solution is" in messages[-1]["content"]:
-            return fenced("def add(a, b):\n    return a + b", "It subtracts.")
-        return fenced("def mul(a, b):\n    return a - b", "Maybe.")
+            return fenced(f"{header}\n    {wrong[name]}")
+        if "Hint: a correct solution is" not in messages[-1]["content"]:
+            return fenced(f"{header}\n    {wrong[name]}", "Maybe.")
+        why = "It subtracts." if name == "Add" else "As the hint shows, it should multiply."
+        return fenced(f"{header}\n    {right[name]}", why)
 
     out = tmp_path / "run"
     with LoopbackServer(reply=teacher) as server:
@@ -395,17 +405,21 @@ def test_the_reference_hint_reaches_the_teacher_and_never_the_recorded_prompt(tm
         argv[argv.index("--samples") + 1], argv[argv.index("--refinements") + 1] = "1", "1"
         assert collect.main(argv) == 0
         sent = [r.body["messages"] for r in server.chat_requests if len(r.body["messages"]) > 1]
-    records = {t.problem_id + "/" + t.style: t for t in read_records(out / "trajectories.jsonl", Trajectory)}  # fmt: skip
-    hinted, plain = records["add/explain+refine"], records["mul/explain+refine"]
-    assert hinted.verified and hinted.explanation == "It subtracts." and not plain.verified
-    assert "return a + b" in hinted.hint and plain.hint == ""
+    records = {f"{t.problem_id}/{t.style}": t for t in read_records(out / "trajectories.jsonl", Trajectory)}  # fmt: skip
+    hinted, leaky, plain = (records[f"{p}/explain+refine"] for p in ("add", "mul", "sub"))
+    assert hinted.verified and hinted.explanation == "It subtracts." and leaky.verified
+    assert not plain.verified and plain.hint == ""
+    assert "return a + b" in hinted.hint and "Explain what is wrong" in hinted.hint
+    assert "Explain" not in records["add/refine"].hint  # the refine style asks for code alone
     tasks = {t.id: t for t in load_tasks("jsonl", path=str(problems))}
     assert hinted.task == task_text(tasks["add"], 3) and "Hint" not in hinted.feedback
     recorded = dialogue.build_conversation(hinted.task, hinted.wrong_code, hinted.feedback, style="explain+refine")  # fmt: skip
-    assert recorded not in sent  # the teacher saw more than the record's prompt...
+    assert recorded not in sent  # the teacher saw more than the record's prompt: the hint, last
     assert [*recorded[:-1], {**recorded[-1], "content": recorded[-1]["content"] + "\n\n" + hinted.hint}] in sent  # fmt: skip
     assert dialogue.build_conversation(plain.task, plain.wrong_code, plain.feedback, style="explain+refine") in sent  # fmt: skip
     assert json.loads((out / "config.json").read_text())["hint"] == "reference"
+    examples, _ = load_examples(out, styles=["explain+refine"])
+    assert [e["key"] for e in examples] == [hinted.key]  # the leaky reply is not trained on
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 from benchmarks.cases.check_cases import check_case, load_case
 from ledex.sandbox.pytest_runner import run_pytest
 from trainer.buggy_projects import generate, mbpp_project, mbpp_projects
+from trainer.data import mbpp
 from trainer.project_shapes import SHAPES, check_shapes
 
 MBPP_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "mbpp"
@@ -65,7 +66,7 @@ def test_what_each_shape_writes():
     code, tests = coroutine.files["digit_sum.py"], coroutine.files["tests/test_digit_sum.py"]
     assert "async def digit_sum(n):" in code and "def digits(n):" in code  # helpers stay sync
     assert "return await digit_sum(sum(digits(n)))" in code
-    assert "import asyncio\nfrom digit_sum import digit_sum" in tests
+    assert "import asyncio\nfrom digit_sum import digits, digit_sum" in tests
     assert "assert asyncio.run(digit_sum(38)) == 2" in tests
 
     split = project("helper-module")
@@ -89,6 +90,11 @@ def test_what_each_shape_writes():
         ("method", REFERENCE + "\n\nclass Other:\n    pass\n", ASSERTS),  # a class already
         ("method", REFERENCE.replace("def digits(n):", "def digits(self):").replace("str(n)", "str(self)"), ASSERTS),
         ("method", REFERENCE + "\nTABLE = [digit_sum(i) for i in range(3)]\n", ASSERTS),
+        # a name bound inside a function is not the module's function: `self.` would be wrong
+        ("method", REFERENCE.replace("return [int(c) for c in str(n)]", "return sorted(str(n), key=lambda digit_sum: digit_sum)"), ASSERTS),
+        ("method", REFERENCE.replace("    return [int(c)", "    try:\n        pass\n    except ValueError as digits:\n        pass\n    return [int(c)"), ASSERTS),
+        ("method", REFERENCE.replace("    return [int(c)", "    from math import sqrt as digit_sum\n    return [int(c)"), ASSERTS),
+        ("async", "import functools\n\n@functools.lru_cache\n" + REFERENCE.split("\n\n\n")[2], ASSERTS),  # wraps a coroutine
     ],
 )  # fmt: skip
 def test_a_shape_that_does_not_fit_the_reference_is_refused(shape, code, asserts):
@@ -99,9 +105,47 @@ def test_mbpp_problems_take_the_shapes_in_turn():
     shaped = mbpp_projects("train", str(MBPP_DIR), shapes=("method", "async"))[:6]
     assert [p.name.rsplit("_", 1)[-1] for p in shaped] == ["method", "async"] * 3
     plain = mbpp_projects("train", str(MBPP_DIR))[:7]
-    assert {p.origin for p in shaped} < {p.origin for p in plain}  # 601 defines a class: skipped
+    assert "mbpp/601" in {p.origin for p in plain}  # it defines a class already: no other shape
+    assert "mbpp/601" not in {p.origin for p in shaped}
     with pytest.raises(ValueError, match="shapes must be among"):
         check_shapes(["class"])
+
+
+def test_a_shape_few_problems_fit_is_not_crowded_out():
+    shaped = mbpp_projects("train", str(MBPP_DIR), shapes=("method", "async", "helper-module"))
+    counts = {shape: sum(p.name.endswith("_" + shape.replace("-", "_")) for p in shaped) for shape in ("method", "async", "helper-module")}  # fmt: skip
+    tasks = mbpp.load("train", str(MBPP_DIR))
+    fit = [t for t in tasks if mbpp_project(t.id, t.reference, t.tests, t.setup, t.entry_point, "helper-module")]  # fmt: skip
+    assert counts["helper-module"] == len(fit) >= 10  # every problem it fits takes it
+    assert abs(counts["method"] - counts["async"]) <= 1
+
+
+CONSTANT_BETWEEN = """\
+def first(x):
+    return x + 1
+
+
+STEP = 3
+
+
+def jump(x, step=STEP):
+    return first(x) * step
+"""
+
+RECURSIVE_COMPREHENSION = """\
+def flat(xs):
+    return [y for x in xs for y in (flat(x) if isinstance(x, list) else [x])]
+"""
+
+
+def test_rewrites_keep_what_the_code_needs(tmp_path):
+    method = mbpp_project("mbpp/2", CONSTANT_BETWEEN, ["assert jump(1) == 6"], "", "jump", "method")
+    assert method is not None  # the class comes after STEP, which a default needs
+    coroutine = mbpp_project("mbpp/3", RECURSIVE_COMPREHENSION, ["assert flat([1, [2, [3]]]) == [1, 2, 3]"], "", "flat", "async")  # fmt: skip
+    assert coroutine is not None and "await flat(x)" in coroutine.files["flat.py"]
+    for project in (method, coroutine):
+        run = run_pytest(project.write(tmp_path / project.name), ["tests"], python=sys.executable, timeout=60)  # fmt: skip
+        assert run.outcomes and run.passes(), run.message
 
 
 def test_a_held_out_suite_in_other_shapes_is_another_suite(tmp_path):
