@@ -380,8 +380,8 @@ def test_the_reference_hint_reaches_the_teacher_and_never_the_recorded_prompt(tm
 
     problems = tmp_path / "problems.jsonl"
     rows = [
-        {**PROBLEMS[0], "reference": "def add(a, b):\n    return a + b"},
-        {**PROBLEMS[1], "reference": "def mul(a, b):\n    return a * b"},
+        {"id": "add", "description": "Add two numbers.", "tests": ["assert add(1, 2) == 3"], "entry_point": "add", "reference": "def add(a, b):\n    return a + b"},  # fmt: skip
+        {"id": "mul", "description": "Multiply two numbers.", "tests": ["assert mul(2, 3) == 6"], "entry_point": "mul", "reference": "def mul(a, b):\n    return a * b"},  # fmt: skip
         {"id": "sub", "description": "Subtract.", "tests": ["assert sub(3, 1) == 2"], "entry_point": "sub"},  # fmt: skip
     ]
     problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
