@@ -499,7 +499,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=["function"],
         choices=SHAPES,
         metavar="SHAPE",
-        help="shapes of the generated suite's projects, one per problem in turn "
+        help="shapes of the generated suite's projects, one per problem, the fitting one used least "
         "(trainer/project_shapes.py: function, method, async, helper-module); another set of "
         "shapes is another suite",
     )

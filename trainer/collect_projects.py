@@ -126,7 +126,8 @@ class ProjectCollectConfig:
     shapes: list[str] = field(
         default_factory=lambda: ["function"],
         metadata=_help(
-            "shapes of the source projects, one per problem in turn (trainer/project_shapes.py): "
+            "shapes of the source projects, one per problem: of those that fit it, the one used least "
+            "so far (trainer/project_shapes.py): "
             f"{', '.join(SHAPES)}"
         ),
     )
