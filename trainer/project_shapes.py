@@ -67,7 +67,7 @@ def reshape(
     if entry_point not in functions or len(functions) != len(defined):
         return None  # classes or coroutines already: the reference has a shape of its own
     parsed = [parse(text) for text in (*asserts, setup)]
-    tests = [tree for tree in parsed if tree is not None]
+    tests = [test for test in parsed if test is not None]
     if len(tests) < len(parsed):
         return None
     if shape == "method":
