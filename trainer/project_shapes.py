@@ -142,7 +142,7 @@ def _async(module: str, tree: ast.Module, tests: list[ast.Module], entry: str) -
                 return None  # a decorator would wrap a coroutine (lru_cache caches it once)
             if _binds(node, {entry}):
                 return None
-            body_ = _Await(entry).visit(ast.Module(node.body, [])).body
+            body_ = _WrapCalls(entry, _await).visit(ast.Module(node.body, [])).body
             coroutine = ast.AsyncFunctionDef(
                 name=node.name, args=node.args, body=body_, decorator_list=node.decorator_list,
                 returns=node.returns, type_comment=node.type_comment,
@@ -156,7 +156,7 @@ def _async(module: str, tree: ast.Module, tests: list[ast.Module], entry: str) -
     for test in tests:
         if not _awaitable(test, entry, nested_ok=True):
             return None
-        run.append(_Run(entry).visit(test))
+        run.append(_WrapCalls(entry, _asyncio_run).visit(test))
     functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
     return _shaped({f"{module}.py": _unparse(body)}, ["import asyncio"], functions, run)
 
@@ -185,31 +185,27 @@ def _is_generator(node: ast.FunctionDef) -> bool:
     return any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(node))
 
 
-class _Await(ast.NodeTransformer):
-    """`f(...)` -> `await f(...)`."""
+class _WrapCalls(ast.NodeTransformer):
+    """`f(...)` -> `wrap(f(...))` for the calls of one name: `await f(...)` in the coroutine,
+    `asyncio.run(f(...))` in the tests."""
 
-    def __init__(self, entry: str) -> None:
+    def __init__(self, entry: str, wrap: Callable[[ast.Call], ast.expr]) -> None:
         self.entry = entry
+        self.wrap = wrap
 
     def visit_Call(self, node: ast.Call) -> ast.expr:
         self.generic_visit(node)
         if isinstance(node.func, ast.Name) and node.func.id == self.entry:
-            return ast.copy_location(ast.Await(node), node)
+            return ast.copy_location(self.wrap(node), node)
         return node
 
 
-class _Run(ast.NodeTransformer):
-    """`f(...)` -> `asyncio.run(f(...))`."""
+def _await(call: ast.Call) -> ast.expr:
+    return ast.Await(call)
 
-    def __init__(self, entry: str) -> None:
-        self.entry = entry
 
-    def visit_Call(self, node: ast.Call) -> ast.expr:
-        self.generic_visit(node)
-        if isinstance(node.func, ast.Name) and node.func.id == self.entry:
-            run = ast.Attribute(ast.Name("asyncio", ast.Load()), "run", ast.Load())
-            return ast.copy_location(ast.Call(run, [node], []), node)
-        return node
+def _asyncio_run(call: ast.Call) -> ast.expr:
+    return ast.Call(ast.Attribute(ast.Name("asyncio", ast.Load()), "run", ast.Load()), [call], [])
 
 
 # --- helper-module -------------------------------------------------------------------------------
