@@ -23,7 +23,8 @@ and the language server:
    pass), its replies are still verified by the tests, and the record keeps the prompt without the
    hint (`Trajectory.hint` says what the teacher was shown).
 4. `--teacher gold` answers with the known fix and an explanation written from the mutation
-   (the fix alone in the `refine` style; `trainer/gold.py`), through the same loop and test runs.
+   (the fix alone in the `refine` style; `trainer/gold.py`), through the same loop and test runs;
+   `--gold_change span` quotes only the tokens that differ after the wrong line.
 
 Every candidate is written as a `Trajectory` (verified or not; duplicates of an earlier candidate are
 not), whose `task`, `wrong_code` and `feedback` rebuild the exact conversation the editor sends.
@@ -61,6 +62,7 @@ from trainer.buggy_projects import (
     generate,
     mbpp_projects,
 )
+from trainer.gold import CHANGES as GOLD_CHANGES
 from trainer.gold import TEACHER as TEACHER_GOLD
 from trainer.gold import GoldTeacher
 from trainer.project_shapes import SHAPES, check_shapes
@@ -101,6 +103,7 @@ _RECORD_SETTINGS = (
     "hint_shows",
     "plain_pass",
     "shapes",
+    "gold_change",
 )
 
 
@@ -138,6 +141,13 @@ class ProjectCollectConfig:
         metadata=_help(
             "model spec that explains and repairs (default: the embedded 1.5B), or 'gold': the "
             "known fix with an explanation written from the mutation (trainer/gold.py)"
+        ),
+    )
+    gold_change: str = field(
+        default="line",
+        metadata=_help(
+            "how the gold teacher's explanation quotes the change: 'line' (the wrong line and the "
+            "right one) or 'span' (the wrong line, then only the tokens that differ)"
         ),
     )
     refinements: int = field(
@@ -191,6 +201,10 @@ class ProjectCollectConfig:
             raise ValueError("--per_project, --tries and --refinements must be at least 1")
         if self.hint_shows not in HINTS:
             raise ValueError(f"--hint_shows must be one of {', '.join(HINTS)}, got {self.hint_shows!r}")
+        if self.gold_change not in GOLD_CHANGES:
+            raise ValueError(
+                f"--gold_change must be one of {', '.join(GOLD_CHANGES)}, got {self.gold_change!r}"
+            )
         if not (self.plain_pass or self.hint):
             raise ValueError("--no_plain_pass needs the hint pass: nothing would ask the teacher")
         check_shapes(self.shapes)
@@ -426,7 +440,7 @@ class ProjectCollector:
         """Who answers this bug's prompt in this style: the gold teacher knows each bug's fix, so it
         is made per bug; a model is loaded once."""
         if self.config.teacher == TEACHER_GOLD and self._backend is None:
-            return GoldTeacher(bug, task, style)
+            return GoldTeacher(bug, task, style, change=self.config.gold_change)
         return self._model()
 
     def _model(self) -> Backend:
@@ -450,7 +464,12 @@ class ProjectCollector:
             self.out / CONFIG_FILE,
             {**settings, "generator": GENERATOR_VERSION},
             # folders from before these settings held their defaults
-            defaults={"shapes": ["function"], "hint_shows": "line", "plain_pass": True},
+            defaults={
+                "shapes": ["function"],
+                "hint_shows": "line",
+                "plain_pass": True,
+                "gold_change": "line",
+            },
         )
 
     def _maybe_snapshot(self) -> None:

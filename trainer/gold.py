@@ -21,6 +21,8 @@ replies are short (the changed definition only), which is what a CPU can decode 
 
 from __future__ import annotations
 
+import io
+import tokenize
 from collections.abc import Generator, Sequence
 
 from ledex import dialogue, patching
@@ -33,6 +35,12 @@ from trainer.data import Task
 from trainer.records import Sample
 
 TEACHER = "gold"
+
+#: how an explanation quotes the change (`collect_projects --gold_change`): "line", the wrong
+#: line(s) and the right one(s) in full; "span", the wrong line(s), then only the tokens that
+#: differ ("In `if a or b:`, `or` should be `and`."). A small model trained on whole lines often
+#: writes the wrong line twice ("`x` should be `x`") and then the code unchanged.
+CHANGES = ("line", "span")
 
 # What each operator's slip is, in the words of someone who found it (`trainer.mutants.OPERATORS`).
 _SLIPS = {
@@ -66,10 +74,11 @@ class GoldTeacher(Backend):
         task: ProjectTask,
         style: dialogue.Style = dialogue.DEFAULT_STYLE,
         context_window: int = DEFAULT_N_CTX,
+        change: str = "line",
     ) -> None:
         # the student's window, so that prompts are cut to the budget the editor will use
         self.info = BackendInfo(spec=TEACHER, model=TEACHER, context_window=context_window)
-        self.reply = gold_reply(bug, task, style)
+        self.reply = gold_reply(bug, task, style, change)
 
     def generate(
         self, conversations: Sequence[Conversation], sampling: Sampling = Sampling()
@@ -83,7 +92,10 @@ class GoldTeacher(Backend):
 
 
 def gold_reply(
-    bug: BuggyProject, task: ProjectTask, style: dialogue.Style = dialogue.DEFAULT_STYLE
+    bug: BuggyProject,
+    task: ProjectTask,
+    style: dialogue.Style = dialogue.DEFAULT_STYLE,
+    change: str = "line",
 ) -> str:
     """The reply a developer who found the bug would give: explanation (unless the style asks for
     code alone), then the fixed definition."""
@@ -92,14 +104,15 @@ def gold_reply(
     if symbol is None:  # the mutated function is gone from the original: cannot happen for a mutant
         raise ValueError(f"{bug.mutation.function} is not defined in {bug.file}")
     code = render_code({bug.file: original}, [Site(bug.file, symbol, "the known fix")])
-    return dialogue.format_reply(explanation(bug, task), code, style)
+    return dialogue.format_reply(explanation(bug, task, change), code, style)
 
 
-def explanation(bug: BuggyProject, task: ProjectTask) -> str:
+def explanation(bug: BuggyProject, task: ProjectTask, change: str = "line") -> str:
     test = task.node_id.rsplit("::", 1)[-1]
     message = _short(task.test.message)
     fails = f"`{test}` fails with `{message}`" if message else f"`{test}` fails"
-    return f"{fails} {_cause(bug.mutation.function, bug.mutation.operator, *bug.changed_lines())}"
+    cause = _cause(bug.mutation.function, bug.mutation.operator, *bug.changed_lines(), change)
+    return f"{fails} {cause}"
 
 
 def problem_reply(
@@ -138,18 +151,71 @@ def _failure(feedback: str) -> str:
     return f"The code fails ({_short(lines[-1])})" if lines else "The code fails"
 
 
-def _cause(function: str, operator: str, wrong_lines: list[str], right_lines: list[str]) -> str:
-    """Why: the function, the kind of slip, and the wrong line(s) beside the right one(s)."""
+def _cause(
+    function: str,
+    operator: str,
+    wrong_lines: list[str],
+    right_lines: list[str],
+    change: str = "line",
+) -> str:
+    """Why: the function, the kind of slip, and the wrong line(s) beside the right one(s), or
+    (`change="span"`) the wrong line(s) and the tokens that differ."""
+    if change not in CHANGES:
+        raise ValueError(f"the change is quoted as one of {', '.join(CHANGES)}, not {change!r}")
     slip = _SLIPS.get(operator, "one line is wrong")
     wrong = " ".join(line.strip() for line in wrong_lines)
     right = " ".join(line.strip() for line in right_lines)
-    if wrong and right:
+    span = _span(wrong, right) if change == "span" and wrong and right else None
+    if span is not None:
+        change = f"In `{wrong}`, `{span[0]}` should be `{span[1]}`."
+    elif wrong and right:
         change = f"`{wrong}` should be `{right}`."
     elif right:
         change = f"`{right}` is missing."
     else:
         change = f"`{wrong}` should not be there."
     return f"because of a bug in `{function}`: {slip}. {change}"
+
+
+def _span(wrong: str, right: str) -> tuple[str, str] | None:
+    """The part of `wrong` that differs from `right`, and what it is there, in whole tokens; where
+    a side would be empty, widened by the operand before it (`n` -> `n + 1`) or else the token after
+    it (`1, n` -> `n`). None when that is the whole line anyway, or a side is not one line of
+    tokens (a line of a longer statement)."""
+    a, b = _tokens(wrong), _tokens(right)
+    if not a or not b:
+        return None
+    start = 0
+    while start < min(len(a), len(b)) and a[start][0] == b[start][0]:
+        start += 1
+    end = 0  # tokens equal at the end, not overlapping the start
+    while end < min(len(a), len(b)) - start and a[-1 - end][0] == b[-1 - end][0]:
+        end += 1
+    if start in (len(a) - end, len(b) - end):  # one side is empty
+        if start > 0 and a[start - 1][0] not in _OPENERS:
+            start -= 1
+        elif end > 0:
+            end -= 1
+        else:
+            return None
+    cut = (wrong[a[start][1] : a[-1 - end][2]], right[b[start][1] : b[-1 - end][2]])
+    return None if cut == (wrong, right) else cut
+
+
+_OPENERS = {"(", "[", "{", ",", ":", "=", "return", "if", "in", "not", "and", "or"}
+
+
+def _tokens(line: str) -> list[tuple[str, int, int]]:
+    """A one-line statement's tokens: (text, start column, end column); [] if it does not
+    tokenize."""
+    skip = {tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT}
+    try:
+        found = [t for t in tokenize.generate_tokens(io.StringIO(line).readline) if t.type not in skip]
+    except (tokenize.TokenError, SyntaxError):
+        return []
+    if any(t.type == tokenize.ERRORTOKEN or t.start[0] != 1 or t.end[0] != 1 for t in found):
+        return []
+    return [(t.string, t.start[1], t.end[1]) for t in found]
 
 
 def _short(text: str) -> str:

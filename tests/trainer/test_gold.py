@@ -5,6 +5,7 @@ the repaired definition alone (a short reply is a fast one on a CPU)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ledex import dialogue
@@ -77,3 +78,37 @@ def test_a_problem_reply_quotes_the_changed_line_alone_whatever_the_whitespace_o
         "operator is wrong. `y = x - 1` should be `y = x + 1`."
     )
     assert dialogue.parse_reply(reply).code == reference.strip()
+
+
+def test_a_span_change_quotes_the_wrong_line_then_only_the_tokens_that_differ():
+    def change(wrong: str, right: str) -> str:
+        return _cause("f", "comparison", [wrong], [right], "span").split(". ", 1)[1]
+
+    assert change("if a > b or c:", "if a > b and c:") == "In `if a > b or c:`, `or` should be `and`."
+    # one side empty: widened by the operand before, else by the token after
+    assert change("for i in range(n):", "for i in range(n + 1):").endswith("`n` should be `n + 1`.")
+    assert change("for i in range(1, n):", "for i in range(n):").endswith("`1, n` should be `n`.")
+    # nothing shorter than the line, or a line that is part of a longer statement: the whole lines
+    assert change("a = 1", "b = 2 + 3") == "`a = 1` should be `b = 2 + 3`."
+    assert change("if (a or", "if (a and") == "`if (a or` should be `if (a and`."
+    # a missing line has no span
+    assert _cause("f", "missing-return", [], ["return x"], "span").endswith("`return x` is missing.")
+
+
+def test_a_run_quotes_the_change_as_its_folder_was_started(tmp_path: Path):
+    import pytest
+
+    from ledex.errors import LedexError
+
+    out = tmp_path / "out"
+    config = ProjectCollectConfig(
+        teacher="gold", per_project=1, refinements=1, hint=False, gold_change="span",
+        output_dir=str(out), progress=False, timeout=60.0,
+    )  # fmt: skip
+    ProjectCollector(config).run([account_project()])
+    (record,) = trajectories(out)
+    assert record.verified and "`, `" in record.explanation  # "In `...`, `>=` should be `>`."
+    with pytest.raises(LedexError, match="gold_change='span'"):
+        ProjectCollector(replace(config, gold_change="line")).run([account_project()])
+    with pytest.raises(ValueError, match="--gold_change"):
+        replace(config, gold_change="word").check()
