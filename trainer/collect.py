@@ -61,17 +61,15 @@ from trainer.data import SOURCES, Task, load_tasks
 from trainer.mutants import mutations
 from trainer.records import (
     SAMPLES_FILE,
-    SNAPSHOT_EVERY_S,
     TRAJECTORIES_FILE,
     Sample,
+    Snapshots,
     Trajectory,
     append_jsonl,
     claim_settings,
     finished_keys,
     one_writer,
     read_records,
-    unpack_snapshot,
-    write_snapshot,
 )
 from trainer.solve import program_for
 
@@ -79,7 +77,7 @@ PROBLEMS_FILE = "problems.jsonl"  # one line per problem whose sampling step is 
 CONFIG_FILE = "config.json"
 TABLE_JSON = "table.json"
 TABLE_MD = "table.md"
-# what a snapshot holds; PROBLEMS_FILE, the marker of what is written, comes last (unpack_snapshot)
+# what a snapshot holds; PROBLEMS_FILE, the marker of what is written, comes last (Snapshots)
 SNAPSHOT_FILES = (CONFIG_FILE, TABLE_MD, SAMPLES_FILE, TRAJECTORIES_FILE, PROBLEMS_FILE)
 UNPARSED = "unparsed"  # Trajectory.status when the teacher's reply had no usable code
 MUTANTS = "mutants"  # --model: wrong solutions are mutants of the reference, not a model's samples
@@ -191,7 +189,7 @@ class Collector:
         self._pool: ProgramPool | None = None
         self._shots: list[Task] | None = None
         self.stats = {"correct": 0, "wrong": 0, "refinements": 0, "verified": 0}  # this invocation
-        self._last_snapshot = time.monotonic()
+        self.snapshots = Snapshots(self.out, config.data_dir, SNAPSHOT_FILES)
 
     # -- the pipeline
 
@@ -208,7 +206,7 @@ class Collector:
         samples = _by_problem(read_records(self.out / SAMPLES_FILE, Sample))
         todo_at_start = sum(task.id not in sampled for task in tasks)
         try:
-            with _progress(len(tasks), self.config.progress) as bar:
+            with self.snapshots.on_interrupt(), _progress(len(tasks), self.config.progress) as bar:
                 for batch in _chunks(list(tasks), self.config.batch_size):
                     fresh = [task for task in batch if task.id not in sampled]
                     if fresh:
@@ -217,8 +215,7 @@ class Collector:
                     self._refine(batch, samples, done)
                     bar.set_postfix(self.stats, refresh=False)
                     bar.update(len(batch))
-                    if time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_S:
-                        self._snapshot()
+                    self.snapshots.when_due()
         finally:
             self.close()
             self.timing.wall = time.perf_counter() - started
@@ -227,7 +224,7 @@ class Collector:
         table["settings"] = asdict(self.config)
         table["sandbox"] = isolation.status().to_dict()  # what "verified" was checked in
         write_table(table, self.out)
-        self._snapshot()
+        self.snapshots.write()
         return table
 
     def _sample(self, tasks: list[Task], samples: dict[str, list[Sample]]) -> None:
@@ -459,16 +456,9 @@ class Collector:
 
     def _claim_folder(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.config.data_dir and not (self.out / PROBLEMS_FILE).exists():
-            unpack_snapshot(Path(self.config.data_dir), self.out, SNAPSHOT_FILES)
+        self.snapshots.seed()
         settings = {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
         claim_settings(self.out / CONFIG_FILE, settings, defaults={"hint": ""})  # older folders: none
-
-    def _snapshot(self) -> None:
-        """gzip copies of the run's files in `data_dir`, to commit (`trainer/datasets/`)."""
-        self._last_snapshot = time.monotonic()
-        if self.config.data_dir:
-            write_snapshot(self.out, Path(self.config.data_dir), SNAPSHOT_FILES)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -67,16 +67,14 @@ from trainer.gold import TEACHER as TEACHER_GOLD
 from trainer.gold import GoldTeacher
 from trainer.project_shapes import SHAPES, check_shapes
 from trainer.records import (
-    SNAPSHOT_EVERY_S,
     TRAJECTORIES_FILE,
+    Snapshots,
     Trajectory,
     append_jsonl,
     claim_settings,
     finished_keys,
     one_writer,
     read_jsonl,
-    unpack_snapshot,
-    write_snapshot,
 )
 
 BUGS_FILE = "bugs.jsonl"  # one line per bug whose trajectories are all written
@@ -86,7 +84,7 @@ TABLE_JSON = "table.json"
 TABLE_MD = "table.md"
 SOURCE_NAME = "mbpp-bugs"
 UNPARSED = "unparsed"
-# what a snapshot holds; BUGS_FILE, the marker `_claim_folder` checks, comes last (unpack_snapshot)
+# what a snapshot holds; BUGS_FILE, the marker `_claim_folder` checks, comes last (Snapshots)
 _SNAPSHOT_FILES = (CONFIG_FILE, TRAJECTORIES_FILE, SOURCES_FILE, BUGS_FILE)
 HINTS = ("line", "fix")
 _RECORD_SETTINGS = (
@@ -241,7 +239,7 @@ class ProjectCollector:
         self.out = Path(config.output_dir)
         self.counters = Counters()
         self._backend = backend
-        self._last_snapshot = time.monotonic()
+        self.snapshots = Snapshots(self.out, config.data_dir, _SNAPSHOT_FILES, also=self._write_table_md)
         self._kept: Counter[str] = Counter()  # bugs kept so far, by operator
 
     def run(self, sources: Sequence[SourceProject]) -> dict[str, Any]:
@@ -265,6 +263,7 @@ class ProjectCollector:
         todo = [s for s in sources if s.name not in done_sources]
         try:
             with (
+                self.snapshots.on_interrupt(),
                 _progress(len(sources), len(sources) - len(todo), self.config.progress) as bar,
                 tempfile.TemporaryDirectory(prefix="ledex-collect-projects-") as scratch,
             ):
@@ -281,12 +280,12 @@ class ProjectCollector:
                         refresh=False,
                     )
                     bar.update(1)
-                    self._maybe_snapshot()
+                    self.snapshots.when_due()
         finally:
             self.counters.wall = time.perf_counter() - started
             if self._backend is not None:
                 self._backend.close()
-        self.snapshot()
+        self.snapshots.write()
         table = table_1(self.out, self.config.styles)
         table["timing"] = self.counters.as_dict()
         table["settings"] = asdict(self.config)
@@ -457,8 +456,7 @@ class ProjectCollector:
 
     def _claim_folder(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.config.data_dir and not (self.out / BUGS_FILE).exists():
-            unpack_snapshot(Path(self.config.data_dir), self.out, _SNAPSHOT_FILES)
+        self.snapshots.seed()
         settings = {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
         claim_settings(
             self.out / CONFIG_FILE,
@@ -472,19 +470,10 @@ class ProjectCollector:
             },
         )
 
-    def _maybe_snapshot(self) -> None:
-        if time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_S:
-            self.snapshot()
-
-    def snapshot(self) -> None:
-        """gzip copies of the run's files in `data_dir`, written atomically (for a commit)."""
-        self._last_snapshot = time.monotonic()
-        if not self.config.data_dir:
-            return
-        target = Path(self.config.data_dir)
-        write_snapshot(self.out, target, _SNAPSHOT_FILES)
+    def _write_table_md(self, data_dir: Path) -> None:
+        """A snapshot's Table 1, rendered from the run's files."""
         table = table_1(self.out, self.config.styles)
-        (target / TABLE_MD).write_text(table_markdown(table), encoding="utf-8")
+        (data_dir / TABLE_MD).write_text(table_markdown(table), encoding="utf-8")
 
 
 def hint_for(bug: BuggyProject, shows: str = "line") -> str:

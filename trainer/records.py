@@ -22,7 +22,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -282,6 +282,51 @@ def claim_settings(
 # --- committed snapshots (trainer/datasets) ------------------------------------------------------
 
 SNAPSHOT_EVERY_S = 600.0  # how often a long collection run snapshots its folder for a commit
+
+
+class Snapshots:
+    """A long run's copies of its output folder in `data_dir`, to commit (nothing without one):
+    the folder is seeded from them before the run, and they are written when due (every
+    `SNAPSHOT_EVERY_S`), at the end, and when the run is stopped with Ctrl-C, so that no finished
+    record stays out of a commit. `names` are the files a snapshot holds, the folder's marker (what
+    says "this is written") last; `also` writes what else it holds, from `data_dir`."""
+
+    def __init__(
+        self,
+        out: Path,
+        data_dir: str | os.PathLike[str] | None,
+        names: Sequence[str],
+        also: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.out, self.names, self.also = out, tuple(names), also
+        self.data_dir = Path(data_dir) if data_dir else None
+        self._last = time.monotonic()
+
+    def seed(self) -> None:
+        """Seed the output folder from the snapshot, while the folder has no marker yet."""
+        if self.data_dir is not None and not (self.out / self.names[-1]).exists():
+            unpack_snapshot(self.data_dir, self.out, self.names)
+
+    def when_due(self) -> None:
+        if time.monotonic() - self._last >= SNAPSHOT_EVERY_S:
+            self.write()
+
+    def write(self) -> None:
+        self._last = time.monotonic()
+        if self.data_dir is not None:
+            write_snapshot(self.out, self.data_dir, self.names)
+            if self.also is not None:
+                self.also(self.data_dir)
+
+    @contextlib.contextmanager
+    def on_interrupt(self) -> Iterator[None]:
+        """Write a snapshot if the block is stopped with Ctrl-C (records are appended whole, and
+        a torn last line is cut by the next append, so the copy is sound)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.write()
+            raise
 
 
 def write_snapshot(out: Path, data_dir: Path, names: Iterable[str]) -> None:

@@ -65,3 +65,25 @@ def test_stages_that_run_generated_code_need_bubblewrap_or_the_users_choice(tmp_
     chosen = subprocess.run(command, capture_output=True, text=True, timeout=300,
                             env={**env, "LEDEX_SANDBOX": "rlimits"})  # fmt: skip
     assert "runs model-written code" not in chosen.stderr
+
+
+def test_snapshots_are_written_when_due_at_the_end_and_on_ctrl_c_and_seed_a_fresh_folder(tmp_path: Path):
+    from trainer import records
+
+    out, data = tmp_path / "run", tmp_path / "data"
+    append_jsonl(out / "records.jsonl", [{"key": "a"}])
+    tables: list[Path] = []
+    snapshots = records.Snapshots(out, data, ["records.jsonl", "done.jsonl"], also=tables.append)
+    snapshots.when_due()  # not yet: nothing written
+    assert not data.exists()
+    with pytest.raises(KeyboardInterrupt), snapshots.on_interrupt():
+        append_jsonl(out / "records.jsonl", [{"key": "b"}])
+        raise KeyboardInterrupt
+    assert tables == [data] and (data / "records.jsonl.gz").exists()
+    assert not (data / "done.jsonl.gz").exists()  # a file the run has not written is not made up
+
+    fresh = records.Snapshots(tmp_path / "fresh", data, ["records.jsonl", "done.jsonl"])
+    fresh.seed()  # no marker yet: seeded from the snapshot, so nothing of the stopped run is lost
+    assert finished_keys(tmp_path / "fresh" / "records.jsonl") == {"a", "b"}
+    records.Snapshots(tmp_path / "none", None, ["records.jsonl"]).write()  # no data_dir: no copies
+    assert not (tmp_path / "none").exists()
