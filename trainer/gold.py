@@ -167,14 +167,14 @@ def _cause(
     right = " ".join(line.strip() for line in right_lines)
     span = _span(wrong, right) if change == "span" and wrong and right else None
     if span is not None:
-        change = f"In `{wrong}`, `{span[0]}` should be `{span[1]}`."
+        sentence = f"In `{wrong}`, `{span[0]}` should be `{span[1]}`."
     elif wrong and right:
-        change = f"`{wrong}` should be `{right}`."
+        sentence = f"`{wrong}` should be `{right}`."
     elif right:
-        change = f"`{right}` is missing."
+        sentence = f"`{right}` is missing."
     else:
-        change = f"`{wrong}` should not be there."
-    return f"because of a bug in `{function}`: {slip}. {change}"
+        sentence = f"`{wrong}` should not be there."
+    return f"because of a bug in `{function}`: {slip}. {sentence}"
 
 
 def _span(wrong: str, right: str) -> tuple[str, str] | None:
@@ -199,7 +199,7 @@ def _span(wrong: str, right: str) -> tuple[str, str] | None:
         else:
             return None
     cut = (wrong[a[start][1] : a[-1 - end][2]], right[b[start][1] : b[-1 - end][2]])
-    return None if cut == (wrong, right) else cut
+    return None if cut == (wrong, right) or cut[0] == cut[1] else cut
 
 
 _OPENERS = {"(", "[", "{", ",", ":", "=", "return", "if", "in", "not", "and", "or"}
