@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-_CHANGE = re.compile(r"`([^`\n]+)` should be `([^`\n]+)`")
+if __name__ == "__main__":  # run as a script: make `ledex` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ledex import dialogue
+
 _UNCHANGED = "identical to the current code"  # ledex.patching's rejection of an unchanged fix
 
 
 def echoes(explanation: str | None) -> bool:
     """Whether the explanation gives some text as its own replacement."""
-    return any(a.strip() == b.strip() for a, b in _CHANGE.findall(explanation or ""))
+    return dialogue.echoes_a_change(explanation or "")
 
 
 def unchanged(candidate: dict) -> bool:

@@ -123,6 +123,7 @@ def prefix_record(record: dict[str, Any], rounds: int) -> dict[str, Any]:
         "candidates_count": len(candidates),
         "rounds_used": min(record.get("rounds_used", 0), rounds),
         "round_seconds": per_round[:rounds],
+        "redrawn": record.get("redrawn", [])[:rounds],
         "verified": any(c.get("status") == "passed" and c.get("passed") == c.get("total")
                         and c.get("duplicate_of") is None for c in candidates),  # fmt: skip
         "seconds": round(record["seconds"] - generation - verification, 3),
@@ -204,6 +205,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[Row]:
             for candidate in r.get("candidates", []):
                 status = candidate_status(candidate)
                 row.statuses[status] = row.statuses.get(status, 0) + 1
+        redrawn = sum(sum(r.get("redrawn", [])) for r in group)  # not candidates: drawn again
+        if redrawn:
+            row.statuses["redrawn"] = redrawn
         rows.append(row)
     return rows
 
@@ -222,7 +226,14 @@ def _fmt_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-_SHORT = {"passed": "pass", "failed": "fail", "rejected": "rej", "duplicate": "dup", "error": "err"}
+_SHORT = {
+    "passed": "pass",
+    "failed": "fail",
+    "rejected": "rej",
+    "duplicate": "dup",
+    "error": "err",
+    "redrawn": "redraw",  # replies stopped at an explanation that gives a line as its own fix
+}
 
 
 def table_rows(rows: Sequence[Row]) -> list[list[str]]:
@@ -436,6 +447,7 @@ def repair_one(
                 [round(r.generation_seconds, 3), round(r.verification_seconds, 3)]
                 for r in result.rounds
             ],
+            "redrawn": [r.redrawn for r in result.rounds],
             "explanation": _clip(best.explanation, 1500) if best else None,
             "diff": _clip(best.diff) if best else None,
             "candidates": candidate_records(result, getattr(backend, "count_tokens", None)),

@@ -275,6 +275,17 @@ class _Block:
         return _parse(self.code)
 
 
+# "`x` should be `y`", the way a fix is named in an explanation
+_CHANGE = re.compile(r"`([^`\n]+)` should be `([^`\n]+)`")
+
+
+def echoes_a_change(explanation: str) -> bool:
+    """Whether the explanation gives some text as its own fix ("`x` should be `x`"): it proposes
+    no change, and a model that writes one then writes the code unchanged (measured for the
+    trained 0.5B: 18 of 19 such candidates, `benchmarks/echoes.py`)."""
+    return any(a.strip() == b.strip() for a, b in _CHANGE.findall(explanation))
+
+
 def parse_reply(text: str, *, style: Style = DEFAULT_STYLE) -> Reply | ParseError:
     """Read (explanation, code) out of a model's reply. Never raises on any text.
 

@@ -82,6 +82,7 @@ class RoundRecord:
     candidates: list[Candidate] = field(default_factory=list)
     generation_seconds: float = 0.0
     verification_seconds: float = 0.0
+    redrawn: int = 0  # replies stopped and drawn again: their explanation gave a line as its own fix
 
 
 @dataclass
@@ -215,7 +216,8 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     at a time, so a fix verified early saves the rest, and each reply is cut off once its code
     block is complete (the recap models write after it is never read), or at once when `cancel`
     is set. Other backends get the whole round as one request, which they batch. The seeds are
-    the same either way.
+    the same either way. A streamed reply whose explanation gives a line as its own fix is
+    stopped there and drawn again (`_stream_one`).
     """
     seed = None if config.seed is None else config.seed + round_index * config.n
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
@@ -227,24 +229,52 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
         yield from (c.text for c in completions)
         return
     current = _definitions(code)
+    redraws = 0
     for index in range(config.n):
         one = replace(sampling, n=1, seed=sampling.seed_for(index))
-        started = time.perf_counter()
-        text, checked = "", 0
-        with contextlib.closing(backend.stream(conversation, one)) as pieces:
-            for piece in pieces:
-                text += piece
-                if cancel is not None and cancel.is_set():
-                    break
-                if _ends_a_fence(piece, text) and _answer_complete(text, current, config.style):
-                    break
-                if len(text) - checked >= _LOOP_CHECK_EVERY:
-                    checked = len(text)
-                    if (cut := _loop_cut(text)) is not None:
-                        text = text[:cut]  # one copy of the repeated unit stays
-                        break
-        record.generation_seconds += time.perf_counter() - started
+        text, echoed = _stream_one(backend, conversation, one, current, config.style, record, cancel)
+        # An explanation that gives a line as its own fix is followed by the code unchanged: that
+        # reply is stopped before its code and drawn again (other seeds), at most n times a round.
+        while echoed and redraws < config.n and not (cancel is not None and cancel.is_set()):
+            redraws += 1
+            record.redrawn += 1
+            again = replace(one, seed=None if one.seed is None else one.seed + _REDRAW_SEED_STEP * redraws)
+            text, echoed = _stream_one(backend, conversation, again, current, config.style, record, cancel)
         yield text
+
+
+_REDRAW_SEED_STEP = 10_007  # redraws' seeds stay clear of every round's own (seed + round * n + i)
+
+
+def _stream_one(backend: Backend, conversation: list, sampling: Sampling, current: dict[str, str],
+                style: dialogue.Style, record: RoundRecord, cancel: threading.Event | None,
+                ) -> tuple[str, bool]:  # fmt: skip
+    """One streamed reply, cut once its answer is complete, its repeats, or cancelled; and whether
+    it was stopped because its explanation gives a line as its own fix (`echoes_a_change`)."""
+    started = time.perf_counter()
+    text, checked, echoed = "", 0, False
+    with contextlib.closing(backend.stream(conversation, sampling)) as pieces:
+        for piece in pieces:
+            text += piece
+            if cancel is not None and cancel.is_set():
+                break
+            if _ends_a_fence(piece, text) and _answer_complete(text, current, style):
+                break
+            if "`" in piece and style == "explain+refine" and _echoes(text):
+                echoed = True
+                break
+            if len(text) - checked >= _LOOP_CHECK_EVERY:
+                checked = len(text)
+                if (cut := _loop_cut(text)) is not None:
+                    text = text[:cut]  # one copy of the repeated unit stays
+                    break
+    record.generation_seconds += time.perf_counter() - started
+    return text, echoed
+
+
+def _echoes(text: str) -> bool:
+    """The explanation written before the reply's first code block (so far) echoes a change."""
+    return dialogue.echoes_a_change(_BARE_FENCE.split(text, maxsplit=1)[0])
 
 
 def _temperature(config: RepairConfig, round_index: int) -> float:

@@ -97,7 +97,7 @@ def test_summarize_one_row_per_configuration():
             seconds=20,
             candidates=[{"status": "failed"}, {"duplicate_of": 0, "status": "failed"}],
         ),
-        _record(rounds=3, test="t::a", seconds=5),
+        _record(rounds=3, test="t::a", seconds=5, redrawn=[2, 1]),
     ]
     one, three = bench.summarize(records)
     assert (one.rounds, one.tests, one.verified, one.cases, one.fixed_cases) == (1, 3, 2, 2, 1)
@@ -106,6 +106,7 @@ def test_summarize_one_row_per_configuration():
     assert one.statuses == {"passed": 1, "no-code": 1, "rejected": 1, "failed": 1, "duplicate": 1}
     assert bench.table_rows([one])[0][-1] == "dup 1 fail 1 no-code 1 pass 1 rej 1"
     assert (three.rounds, three.tests, three.fixed_cases, three.cases) == (3, 1, 1, 1)
+    assert bench.table_rows([three])[0][-1] == "redraw 3"  # replies drawn again are no candidates
     assert one.p50_tokens == 120 and three.p50_tokens is None
     cells = bench.table_rows([one])[0]
     assert len(cells) == len(bench.TABLE_HEADER)
@@ -127,7 +128,7 @@ def test_fewer_rounds_are_derived_as_the_prefix_of_a_longer_run():
     fixed_in_round_2 = _record(
         rounds=3, seconds=40.0, generation=30.0, verification=8.0, rounds_used=2,
         candidates_count=4, pytest_seconds=6.0,
-        round_seconds=[[14.0, 3.0], [16.0, 5.0]],
+        round_seconds=[[14.0, 3.0], [16.0, 5.0]], redrawn=[1, 0],
         candidates=[
             {"round": 1, "status": "failed", "passed": 1, "total": 2, "duplicate_of": None, "diff": "d1"},
             {"round": 1, "status": "rejected", "passed": 0, "total": 2, "duplicate_of": None},
@@ -138,6 +139,7 @@ def test_fewer_rounds_are_derived_as_the_prefix_of_a_longer_run():
     one = bench.prefix_record(fixed_in_round_2, 1)
     assert one["rounds"] == 1 and one["derived_from"] == 3 and not one["verified"]
     assert one["candidates_count"] == 2 and one["rounds_used"] == 1 and one["diff"] == "d1"
+    assert one["redrawn"] == [1]
     assert one["seconds"] == 19.0 and one["generation_seconds"] == 14.0
     assert one["verification_seconds"] == 3.0 and one["pytest_seconds"] == pytest.approx(6 * 3 / 8)
     assert bench.prefix_record(fixed_in_round_2, 2)["verified"]

@@ -211,3 +211,22 @@ def test_repeated_lines_of_real_code_are_not_a_loop():
     assert all(_loop_cut(code[:end]) is None for end in range(100, len(code), 100))
     table = "CASES = [\n" + "".join(f"    ({i}, {i * i}),\n" for i in range(100))
     assert _loop_cut(table) is None
+
+
+def test_an_explanation_that_gives_a_line_as_its_own_fix_is_stopped_and_drawn_again():
+    echo = "`return xs[len(xs) // 2]` should be `return xs[len(xs) // 2]`.\n\n" + _reply("", PROBLEM.code)
+    replies = {0: echo, 1: echo, 10_007: _reply("Even lengths need the mean of the middle two.", RIGHT)}
+    with LoopbackServer(reply=lambda m, p: replies.get(p["seed"], echo)) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0))
+    (record,) = result.rounds
+    assert result.verified and result.fix.index == 0 and record.redrawn == 1
+    assert [r.body["seed"] for r in server.chat_requests] == [0, 10_007]
+
+    # at most n redraws a round: then the echo stands, stopped before its code (no code to run)
+    with LoopbackServer(reply=lambda m, p: echo) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0))
+    (record,) = result.rounds
+    assert not result.verified and record.redrawn == 2 and len(server.chat_requests) == 4
+    assert all(c.code is None and "```" not in c.reply for c in result.candidates)
+    # a change that is one is not an echo
+    assert not dialogue.echoes_a_change("`if a >= b:` should be `if a > b:`.")
