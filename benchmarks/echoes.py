@@ -27,8 +27,11 @@ from ledex import dialogue
 _UNCHANGED = "identical to the current code"  # ledex.patching's rejection of an unchanged fix
 
 
-def echoes(explanation: str | None) -> bool:
-    """Whether the explanation gives some text as its own replacement."""
+def echoes(explanation: str | None, reply: str | None = None) -> bool:
+    """Whether the explanation gives some text as its own replacement; for a reply that did not
+    parse (no explanation read), its text before the first code fence."""
+    if explanation is None and reply:
+        explanation = reply.split("```", 1)[0]
     return dialogue.echoes_a_change(explanation or "")
 
 
@@ -46,7 +49,7 @@ class Counts:
 
     def add(self, candidate: dict) -> None:
         self.candidates += 1
-        if echoes(candidate.get("explanation")):
+        if echoes(candidate.get("explanation"), candidate.get("reply")):
             self.echoed += 1
             self.echoed_unchanged += unchanged(candidate)
         else:

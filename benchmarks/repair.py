@@ -163,7 +163,8 @@ class Row:
     verification: float = 0.0
     pytest: float = 0.0
     other: float = 0.0
-    statuses: dict[str, int] = field(default_factory=dict)  # candidate verdicts, by status
+    # candidate verdicts, by status, and "redrawn": streamed replies drawn again (no candidates)
+    statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:

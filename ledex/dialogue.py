@@ -275,15 +275,22 @@ class _Block:
         return _parse(self.code)
 
 
-# "`x` should be `y`", the way a fix is named in an explanation
-_CHANGE = re.compile(r"`([^`\n]+)` should be `([^`\n]+)`")
+# "`x` should be `y`", the way a fix is named in an explanation, where the quote ends the fix:
+# punctuation, a line end or a word follow it (not "`i` should be `i` + 1"); the end of the text
+# only where the text is complete
+_FIX_ENDS = r"(?=[.,;:!?)]|[ \t]*\n|\s+[A-Za-z]"
+_CHANGE = re.compile(r"`([^`\n]+)` should be `([^`\n]+)`" + _FIX_ENDS + ")")
+_CHANGE_AT_END = re.compile(r"`([^`\n]+)` should be `([^`\n]+)`" + _FIX_ENDS + r"|\s*\Z)")
 
 
-def echoes_a_change(explanation: str) -> bool:
+def echoes_a_change(explanation: str, *, complete: bool = True) -> bool:
     """Whether the explanation gives some text as its own fix ("`x` should be `x`"): it proposes
     no change, and a model that writes one then writes the code unchanged (measured for the
-    trained 0.5B: 18 of 19 such candidates, `benchmarks/echoes.py`)."""
-    return any(a.strip() == b.strip() for a, b in _CHANGE.findall(explanation))
+    trained 0.5B: 18 of 19 such candidates, `benchmarks/echoes.py`). Indentation counts (moving a
+    line out of a loop is a change). `complete=False`: the text is still being written, so a
+    quote at its very end may go on ("`i` should be `i` + 1")."""
+    pattern = _CHANGE_AT_END if complete else _CHANGE
+    return any(a.rstrip() == b.rstrip() for a, b in pattern.findall(explanation))
 
 
 def parse_reply(text: str, *, style: Style = DEFAULT_STYLE) -> Reply | ParseError:

@@ -82,7 +82,7 @@ class RoundRecord:
     candidates: list[Candidate] = field(default_factory=list)
     generation_seconds: float = 0.0
     verification_seconds: float = 0.0
-    redrawn: int = 0  # replies stopped and drawn again: their explanation gave a line as its own fix
+    redrawn: int = 0  # streamed replies stopped and drawn again: the explanation echoed a line
 
 
 @dataclass
@@ -216,8 +216,8 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     at a time, so a fix verified early saves the rest, and each reply is cut off once its code
     block is complete (the recap models write after it is never read), or at once when `cancel`
     is set. Other backends get the whole round as one request, which they batch. The seeds are
-    the same either way. A streamed reply whose explanation gives a line as its own fix is
-    stopped there and drawn again (`_stream_one`).
+    the same either way, but only a streamed reply whose explanation gives a line as its own fix
+    is stopped there and drawn again (a batch is not watched while it is written).
     """
     seed = None if config.seed is None else config.seed + round_index * config.n
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
@@ -231,15 +231,20 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     current = _definitions(code)
     redraws = 0
     for index in range(config.n):
-        one = replace(sampling, n=1, seed=sampling.seed_for(index))
-        text, echoed = _stream_one(backend, conversation, one, current, config.style, record, cancel)
+        seed = sampling.seed_for(index)
+        one = replace(sampling, n=1, seed=seed)
         # An explanation that gives a line as its own fix is followed by the code unchanged: that
-        # reply is stopped before its code and drawn again (other seeds), at most n times a round.
-        while echoed and redraws < config.n and not (cancel is not None and cancel.is_set()):
+        # reply is stopped before its code and drawn again (other seeds), at most n times a round;
+        # the last draws, and every greedy one (another seed would change nothing), run to the end.
+        while True:
+            watch = one.temperature > 0 and redraws < config.n and config.style == "explain+refine"
+            text, echoed = _stream_one(backend, conversation, one, current, config.style, record,
+                                       cancel, watch_echo=watch)  # fmt: skip
+            if not echoed or (cancel is not None and cancel.is_set()):
+                break
             redraws += 1
             record.redrawn += 1
-            again = replace(one, seed=None if one.seed is None else one.seed + _REDRAW_SEED_STEP * redraws)
-            text, echoed = _stream_one(backend, conversation, again, current, config.style, record, cancel)
+            one = replace(one, seed=None if seed is None else seed + _REDRAW_SEED_STEP * redraws)
         yield text
 
 
@@ -248,9 +253,10 @@ _REDRAW_SEED_STEP = 10_007  # redraws' seeds stay clear of every round's own (se
 
 def _stream_one(backend: Backend, conversation: list, sampling: Sampling, current: dict[str, str],
                 style: dialogue.Style, record: RoundRecord, cancel: threading.Event | None,
-                ) -> tuple[str, bool]:  # fmt: skip
-    """One streamed reply, cut once its answer is complete, its repeats, or cancelled; and whether
-    it was stopped because its explanation gives a line as its own fix (`echoes_a_change`)."""
+                *, watch_echo: bool = False) -> tuple[str, bool]:  # fmt: skip
+    """One streamed reply, cut once its answer is complete, its repeats, or cancelled; and, with
+    `watch_echo`, whether it was stopped because the explanation before its code gives a line as
+    its own fix (`dialogue.echoes_a_change`)."""
     started = time.perf_counter()
     text, checked, echoed = "", 0, False
     with contextlib.closing(backend.stream(conversation, sampling)) as pieces:
@@ -260,9 +266,12 @@ def _stream_one(backend: Backend, conversation: list, sampling: Sampling, curren
                 break
             if _ends_a_fence(piece, text) and _answer_complete(text, current, style):
                 break
-            if "`" in piece and style == "explain+refine" and _echoes(text):
-                echoed = True
-                break
+            if watch_echo:
+                head, *code = _BARE_FENCE.split(text, maxsplit=1)
+                watch_echo = not code  # the explanation before the code is complete: last check
+                if dialogue.echoes_a_change(head, complete=bool(code)):
+                    echoed = True
+                    break
             if len(text) - checked >= _LOOP_CHECK_EVERY:
                 checked = len(text)
                 if (cut := _loop_cut(text)) is not None:
@@ -270,11 +279,6 @@ def _stream_one(backend: Backend, conversation: list, sampling: Sampling, curren
                     break
     record.generation_seconds += time.perf_counter() - started
     return text, echoed
-
-
-def _echoes(text: str) -> bool:
-    """The explanation written before the reply's first code block (so far) echoes a change."""
-    return dialogue.echoes_a_change(_BARE_FENCE.split(text, maxsplit=1)[0])
 
 
 def _temperature(config: RepairConfig, round_index: int) -> float:

@@ -203,6 +203,8 @@ class ProjectCollectConfig:
             raise ValueError(
                 f"--gold_change must be one of {', '.join(GOLD_CHANGES)}, got {self.gold_change!r}"
             )
+        if self.gold_change != "line" and self.teacher != TEACHER_GOLD:
+            raise ValueError("--gold_change is how the gold teacher explains: it needs --teacher gold")
         if not (self.plain_pass or self.hint):
             raise ValueError("--no_plain_pass needs the hint pass: nothing would ask the teacher")
         check_shapes(self.shapes)

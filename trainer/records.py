@@ -287,9 +287,10 @@ SNAPSHOT_EVERY_S = 600.0  # how often a long collection run snapshots its folder
 class Snapshots:
     """A long run's copies of its output folder in `data_dir`, to commit (nothing without one):
     the folder is seeded from them before the run, and they are written when due (every
-    `SNAPSHOT_EVERY_S`), at the end, and when the run is stopped with Ctrl-C, so that no finished
-    record stays out of a commit. `names` are the files a snapshot holds, the folder's marker (what
-    says "this is written") last; `also` writes what else it holds, from `data_dir`."""
+    `SNAPSHOT_EVERY_S`), at the end, and when the run is stopped with Ctrl-C (not when it is
+    killed), so that no finished record stays out of a commit. `names` are the files a snapshot
+    holds, the folder's marker (what says "this is written") last; `also` writes what else it
+    holds, from `data_dir`."""
 
     def __init__(
         self,
@@ -321,11 +322,15 @@ class Snapshots:
     @contextlib.contextmanager
     def on_interrupt(self) -> Iterator[None]:
         """Write a snapshot if the block is stopped with Ctrl-C (records are appended whole, and
-        a torn last line is cut by the next append, so the copy is sound)."""
+        a torn last line is cut by the next append, so the copy is sound); a snapshot that fails
+        then is a warning, and the interrupt goes on."""
         try:
             yield
         except KeyboardInterrupt:
-            self.write()
+            try:
+                self.write()
+            except Exception as error:  # noqa: BLE001 - the interrupt matters more
+                warnings.warn(f"no snapshot of {self.out} on interrupt: {error}", stacklevel=2)
             raise
 
 

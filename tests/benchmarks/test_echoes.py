@@ -18,9 +18,11 @@ def candidate(explanation: str, status: str, feedback: str = "") -> dict:
 
 def test_an_echo_is_a_text_given_as_its_own_fix():
     assert echoes.echoes("`t` fails. `if a >= b:` should be `if a >= b:`.")
-    assert echoes.echoes("In `x = y`, `y` should be ` y`.")  # whitespace does not count
+    assert echoes.echoes("In `x = y`, `y` should be `y `.")  # trailing whitespace does not count
     assert not echoes.echoes("`if a >= b:` should be `if a > b:`.")
     assert not echoes.echoes("`return x` is missing.") and not echoes.echoes(None)
+    # a reply that did not parse: its text before the code
+    assert echoes.echoes(None, "`a` should be `a`.\n\n```python\ndef f(:\n```")
 
 
 def test_counts_per_model_the_unchanged_candidates_with_and_without_an_echo(tmp_path: Path, capsys):

@@ -222,11 +222,25 @@ def test_an_explanation_that_gives_a_line_as_its_own_fix_is_stopped_and_drawn_ag
     assert result.verified and result.fix.index == 0 and record.redrawn == 1
     assert [r.body["seed"] for r in server.chat_requests] == [0, 10_007]
 
-    # at most n redraws a round: then the echo stands, stopped before its code (no code to run)
+    # at most n redraws a round: the last draws run to the end (their unchanged code is rejected)
     with LoopbackServer(reply=lambda m, p: echo) as server, _sequential(server) as backend:
         result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0))
     (record,) = result.rounds
-    assert not result.verified and record.redrawn == 2 and len(server.chat_requests) == 4
-    assert all(c.code is None and "```" not in c.reply for c in result.candidates)
-    # a change that is one is not an echo
+    assert not result.verified and record.redrawn == 2
+    assert [r.body["seed"] for r in server.chat_requests] == [0, 10_007, 20_014, 1]
+    assert all(c.verdict.status == "rejected" and "```" in c.reply for c in result.candidates)
+    # greedy: another seed would write the same reply, so it is not drawn again
+    with LoopbackServer(reply=lambda m, p: echo) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0, temperature=0))
+    assert result.rounds[0].redrawn == 0 and len(server.chat_requests) == 2
+
+
+def test_only_a_change_that_is_none_is_an_echo():
+    assert dialogue.echoes_a_change("`if a >= b:` should be `if a >= b:`.")
+    assert dialogue.echoes_a_change("so `x` should be `x`")  # the explanation ends there
     assert not dialogue.echoes_a_change("`if a >= b:` should be `if a > b:`.")
+    assert not dialogue.echoes_a_change("`i` should be `i` + 1.")  # the fix goes on after the quote
+    assert not dialogue.echoes_a_change("`        return t` should be `    return t`.")  # dedented
+    # while the reply is written, a quote at the very end may still go on
+    assert not dialogue.echoes_a_change("`n` should be `n`", complete=False)
+    assert dialogue.echoes_a_change("`n` should be `n`.", complete=False)

@@ -112,3 +112,5 @@ def test_a_run_quotes_the_change_as_its_folder_was_started(tmp_path: Path):
         ProjectCollector(replace(config, gold_change="line")).run([account_project()])
     with pytest.raises(ValueError, match="--gold_change"):
         replace(config, gold_change="word").check()
+    with pytest.raises(ValueError, match="needs --teacher gold"):
+        replace(config, teacher="embedded").check()
