@@ -286,7 +286,7 @@ _CHANGE_AT_END = re.compile(r"`([^`\n]+)` should be `([^`\n]+)`" + _FIX_ENDS + r
 def echoes_a_change(explanation: str, *, complete: bool = True) -> bool:
     """Whether the explanation gives some text as its own fix ("`x` should be `x`"): it proposes
     no change, and a model that writes one then writes the code unchanged (measured for the
-    trained 0.5B: 18 of 19 such candidates, `benchmarks/echoes.py`). Indentation counts (moving a
+    trained 0.5B: 18 of 20 such candidates, `benchmarks/echoes.py`). Indentation counts (moving a
     line out of a loop is a change). `complete=False`: the text is still being written, so a
     quote at its very end may go on ("`i` should be `i` + 1")."""
     pattern = _CHANGE_AT_END if complete else _CHANGE
