@@ -121,14 +121,13 @@ async def test_a_test_run_reports_progress(start, model):
     editor = await start()
     editor.open(TEST_FILE)
     await editor.wait_for_diagnostics(TEST_FILE, bool)
-    runs = [
-        r
-        for r in editor.client.progress_reports.values()
-        if r and r[0].title == "ledex: running the tests"
-    ]
-    assert runs, editor.client.progress_reports
-    assert any(
-        isinstance(r[-1], types.WorkDoneProgressEnd)
-        and "3 passed, 1 failed" in (r[-1].message or "")
-        for r in runs
+    # the run's progress ends after its diagnostics are published: wait for the end too
+    ended = await editor.wait_for(
+        lambda: [
+            r[-1]
+            for r in editor.progress("ledex: running the tests")
+            if isinstance(r[-1], types.WorkDoneProgressEnd)
+        ],
+        what="the end of the test run's progress",
     )
+    assert any("3 passed, 1 failed" in (end.message or "") for end in ended)
