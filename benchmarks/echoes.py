@@ -13,18 +13,16 @@ of such a candidate included), with the ratio of the two rates, measured in the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 if __name__ == "__main__":  # run as a script: make `ledex` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledex import dialogue
-
-_UNCHANGED = "identical to the current code"  # ledex.patching's rejection of an unchanged fix
+from benchmarks.repair import read_records
+from ledex import dialogue, patching
 
 
 def echoes(explanation: str | None, reply: str | None = None) -> bool:
@@ -37,7 +35,7 @@ def echoes(explanation: str | None, reply: str | None = None) -> bool:
 
 def unchanged(candidate: dict) -> bool:
     """Whether the candidate's code was rejected as the current code unchanged."""
-    return candidate.get("status") == "rejected" and _UNCHANGED in str(candidate.get("feedback"))
+    return candidate.get("status") == "rejected" and patching.UNCHANGED in str(candidate.get("feedback"))
 
 
 @dataclass
@@ -77,12 +75,6 @@ def count(rows: Iterable[dict]) -> dict[tuple[str, str], Counts]:
     return table
 
 
-def read(paths: Iterable[Path]) -> Iterator[dict]:
-    for path in paths:
-        with path.open(encoding="utf-8") as lines:
-            yield from (json.loads(line) for line in lines if line.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="benchmarks/repair.py --out files")
@@ -90,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in args.results if not p.is_file()]
     if missing:
         parser.error(f"no such results file: {', '.join(missing)}")
-    table = count(read(args.results))
+    table = count(row for path in args.results for row in read_records(path))
     print(f"{'candidates':>10} {'echoed':>14} {'unchanged if echoed':>21} {'unchanged otherwise':>21} {'ratio':>7}  model / style")
     for (model, style), counts in sorted(table.items()):
         print(f"{counts.row()}  {model} / {style}")

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 _Def = ast.FunctionDef | ast.AsyncFunctionDef
 
+# the message of a fix that changes nothing (benchmarks/echoes.py counts candidates by it)
+UNCHANGED = "the fix is identical to the current code"
+
 
 @dataclass(frozen=True)
 class Symbol:
@@ -161,7 +164,7 @@ def apply_fix(source: str, fixed_code: str, *, target: str | None = None) -> Pat
         else:
             edits.append(edit)
     if not replacements:
-        return PatchError("the fix is identical to the current code")
+        return PatchError(UNCHANGED)
     added = _missing_imports(source, reply_tree)
     if added:
         edits.append(_import_edit(source, added, newline))

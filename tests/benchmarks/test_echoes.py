@@ -27,14 +27,14 @@ def test_an_echo_is_a_text_given_as_its_own_fix():
 
 def test_counts_per_model_the_unchanged_candidates_with_and_without_an_echo(tmp_path: Path, capsys):
     rows = [
-        {"model": "m", "style": "explain+refine", "candidates": [
+        {"model": "m", "style": "explain+refine", "test": "t::a", "candidates": [
             candidate("`a` should be `a`.", "rejected", UNCHANGED),
             candidate("`a` should be `a`.", "failed", "assert 1 == 2"),
             candidate("`a` should be `b`.", "rejected", UNCHANGED),
             candidate("`a` should be `b`.", "passed"),
             candidate("`a` should be `b`.", "rejected", "The fix could not be applied: the fix defines test_x"),
         ]},
-        {"model": "other", "style": "anchor", "candidates": [candidate("", "passed")]},
+        {"model": "other", "style": "anchor", "test": "t::a", "candidates": [candidate("", "passed")]},
     ]  # fmt: skip
     counts = echoes.count(rows)
     mine = counts[("m", "explain+refine")]
