@@ -304,8 +304,14 @@ class Snapshots:
         self._last = time.monotonic()
 
     def seed(self) -> None:
-        """Seed the output folder from the snapshot, while the folder has no marker yet."""
-        if self.data_dir is not None and not (self.out / self.names[-1]).exists():
+        """Seed the output folder from the snapshot, while the folder has no marker yet. A folder
+        that has one resumes from what it holds, so it must hold every record of the snapshot:
+        refused now, before hours of work, rather than at its first snapshot."""
+        if self.data_dir is None:
+            return
+        if (self.out / self.names[-1]).exists():
+            check_snapshot_kept(self.out, self.data_dir, self.names)
+        else:
             unpack_snapshot(self.data_dir, self.out, self.names)
 
     def when_due(self) -> None:
@@ -334,9 +340,36 @@ class Snapshots:
             raise
 
 
+def check_snapshot_kept(out: Path, data_dir: Path, names: Iterable[str]) -> None:
+    """Refuse to go on when `data_dir` holds records that the run's folder does not (an old folder
+    resumed beside a snapshot that grew elsewhere): the next snapshot would drop them. Records
+    are compared as whole lines; a torn last line (no newline) counts as no record."""
+    for name in names:
+        snapshot = data_dir / f"{name}.gz"
+        if not name.endswith(".jsonl") or not snapshot.exists():
+            continue
+        held = _whole_lines(gzip.decompress(snapshot.read_bytes()))
+        source = out / name
+        missing = held - (_whole_lines(source.read_bytes()) if source.exists() else set())
+        if missing:
+            raise LedexError(
+                f"{snapshot} holds {len(missing)} record(s) that {source} lacks, and a snapshot "
+                f"from {out} would drop them; resume in a fresh output folder (it is seeded from "
+                "the snapshot) or give another --data_dir"
+            )
+
+
+def _whole_lines(data: bytes) -> set[bytes]:
+    lines = data.split(b"\n")
+    return {line for line in lines[:-1] if line.strip()}  # the last piece has no newline
+
+
 def write_snapshot(out: Path, data_dir: Path, names: Iterable[str]) -> None:
     """Copies of a run's files in `data_dir` to commit: JSONL files gzip-compressed (`NAME.gz`,
-    reproducible: no timestamp in the header), others as they are; each written atomically."""
+    reproducible: no timestamp in the header), others as they are; each written atomically. It
+    never drops a record that the copy already holds (`check_snapshot_kept`)."""
+    names = tuple(names)
+    check_snapshot_kept(out, data_dir, names)
     data_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
         source = out / name

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ledex.errors import LedexError
 from trainer.collect import CollectConfig, Collector
 from trainer.records import FolderInUse, append_jsonl, finished_keys, one_writer, read_jsonl
 
@@ -87,3 +88,30 @@ def test_snapshots_are_written_when_due_at_the_end_and_on_ctrl_c_and_seed_a_fres
     assert finished_keys(tmp_path / "fresh" / "records.jsonl") == {"a", "b"}
     records.Snapshots(tmp_path / "none", None, ["records.jsonl"]).write()  # no data_dir: no copies
     assert not (tmp_path / "none").exists()
+
+
+def test_a_snapshot_never_drops_a_record_its_copy_holds(tmp_path: Path):
+    """An old output folder resumed beside a snapshot that grew in another folder is refused at
+    once (and any snapshot from it too), naming both; a torn last line is no record."""
+    from trainer import records
+
+    names = ["records.jsonl", "done.jsonl"]
+    old, grown, data = tmp_path / "old", tmp_path / "grown", tmp_path / "data"
+    for folder, keys in ((old, ["a"]), (grown, ["a", "b"])):
+        append_jsonl(folder / "records.jsonl", [{"key": k} for k in keys])
+        append_jsonl(folder / "done.jsonl", [{"key": "p"}])
+    records.Snapshots(grown, data, names).write()
+    before = (data / "records.jsonl.gz").read_bytes()
+
+    stale = records.Snapshots(old, data, names)
+    with pytest.raises(LedexError, match=r"records\.jsonl\.gz holds 1 record\(s\) that .*old.* lacks"):
+        stale.seed()
+    with pytest.raises(LedexError, match="fresh output folder"):
+        stale.write()
+    assert (data / "records.jsonl.gz").read_bytes() == before  # nothing dropped
+
+    with (grown / "records.jsonl").open("a") as torn:  # a kill mid-write, copied as it is
+        torn.write('{"key": "c"')
+    records.Snapshots(grown, data, names).write()
+    (grown / "records.jsonl").write_text('{"key": "a"}\n{"key": "b"}\n')  # the next append cuts it
+    records.Snapshots(grown, data, names).seed()  # the torn line was no record: nothing lacks
