@@ -38,8 +38,9 @@ from typing import Any
 
 from ledex.errors import LedexError
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
-from trainer.mutants import Mutation, mutations, parse
+from trainer.mutants import Mutation, mutations
 from trainer.project_shapes import check_shapes, reshape
+from trainer.pysource import defined_names, parse
 
 GENERATOR_VERSION = 2  # bump when the generated projects change: cached suites are rebuilt
 PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
@@ -167,12 +168,7 @@ def mbpp_project(
     tree = parse(code)
     if tree is None or not entry_point or not all(isinstance(a, str) for a in asserts):
         return None
-    defined = [
-        node.name
-        for node in tree.body
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-    ]
-    if entry_point not in defined:
+    if entry_point not in defined_names(tree):
         return None
     module = _module_name(entry_point)
     shaped = reshape(shape, module, code, [str(a) for a in asserts], setup, entry_point)

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import ast
 import copy
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from trainer.pysource import parse
 
 # Operator names, as recorded in the data and the benchmark (one tag each).
 OPERATORS = (
@@ -659,16 +660,6 @@ _OPERATORS: tuple[Callable[[_Context], Iterator[Mutation]], ...] = (
 
 
 # --- small helpers -------------------------------------------------------------------------------
-
-
-def parse(source: str) -> ast.Module | None:
-    """The module's AST, or None if it does not parse (without warnings for invalid escapes)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # invalid escapes in upstream code still parse
-        try:
-            return ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError):
-            return None
 
 
 def _unparse(node: ast.AST) -> str:

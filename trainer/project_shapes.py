@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from trainer.mutants import parse
+from trainer.pysource import defined_names, parse
 
 SHAPES = ("function", "method", "async", "helper-module")
 HELPERS_MODULE = "helpers"
@@ -60,8 +60,7 @@ def reshape(
     if tree is None:
         return None
     functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
-    kinds = (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)
-    defined = [n.name for n in tree.body if isinstance(n, kinds)]
+    defined = defined_names(tree)
     if shape == "function":
         return Shaped({f"{module}.py": code.strip() + "\n"}, [], defined, list(asserts), setup)
     if entry_point not in functions or len(functions) != len(defined):

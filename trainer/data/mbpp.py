@@ -16,13 +16,13 @@ from __future__ import annotations
 import ast
 import builtins
 import os
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from trainer.data import Task
 from trainer.data._common import DataError, is_local, read_hub, read_local
+from trainer.pysource import defined_names, parse
 
 HUB_ID = "google-research-datasets/mbpp"
 SPLITS: dict[str, range] = {
@@ -98,25 +98,16 @@ def entry_point(tests: Iterable[str], reference: str = "") -> str | None:
     """The function the asserts call: the first called name the reference defines, else the first
     called name that is not a builtin (`assert set(similar_elements(a, b)) == ...`)."""
     called = [name for test in tests for name in _called_names(test)]
-    defined = _defined_names(reference)
+    tree = parse(reference)
+    defined = set(defined_names(tree)) if tree is not None else set()
     for name in called:
         if name in defined:
             return name
     return next((name for name in called if not hasattr(builtins, name)), None)
 
 
-def _parse(source: str) -> ast.Module | None:
-    # Upstream code has invalid escapes ("\d" in plain strings): parse quietly, it still parses.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return ast.parse(source)
-        except (SyntaxError, ValueError):
-            return None
-
-
 def _called_names(source: str) -> list[str]:
-    tree = _parse(source)
+    tree = parse(source)
     if tree is None:
         return []
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
@@ -124,9 +115,3 @@ def _called_names(source: str) -> list[str]:
     return [call.func.id for call in calls if isinstance(call.func, ast.Name)]
 
 
-def _defined_names(source: str) -> set[str]:
-    tree = _parse(source)
-    if tree is None:
-        return set()
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-    return {node.name for node in tree.body if isinstance(node, kinds)}
