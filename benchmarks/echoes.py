@@ -29,7 +29,7 @@ def echoes(explanation: str | None, reply: str | None = None) -> bool:
     """Whether the explanation gives some text as its own replacement; for a reply that did not
     parse (no explanation read), its text before the first code fence."""
     if explanation is None and reply:
-        explanation = reply.split("```", 1)[0]
+        explanation = dialogue.before_code(reply)[0]
     return dialogue.echoes_a_change(explanation or "")
 
 

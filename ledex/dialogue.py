@@ -293,6 +293,16 @@ def echoes_a_change(explanation: str, *, complete: bool = True) -> bool:
     return any(a.rstrip() == b.rstrip() for a, b in pattern.findall(explanation))
 
 
+def before_code(text: str) -> tuple[str, bool]:
+    """A reply's text before its first code fence (``` or ~~~), and whether a fence has begun:
+    the explanation, read while the reply is still being written or when it did not parse."""
+    head, *code = _ANY_FENCE.split(text, maxsplit=1)
+    return head, bool(code)
+
+
+_ANY_FENCE = re.compile(r"`{3,}|~{3,}")
+
+
 def parse_reply(text: str, *, style: Style = DEFAULT_STYLE) -> Reply | ParseError:
     """Read (explanation, code) out of a model's reply. Never raises on any text.
 

@@ -267,9 +267,9 @@ def _stream_one(backend: Backend, conversation: list, sampling: Sampling, curren
             if _ends_a_fence(piece, text) and _answer_complete(text, current, style):
                 break
             if watch_echo:
-                head, *code = _BARE_FENCE.split(text, maxsplit=1)
-                watch_echo = not code  # the explanation before the code is complete: last check
-                if dialogue.echoes_a_change(head, complete=bool(code)):
+                head, coding = dialogue.before_code(text)
+                watch_echo = not coding  # the explanation before the code is complete: last check
+                if dialogue.echoes_a_change(head, complete=coding):
                     echoed = True
                     break
             if len(text) - checked >= _LOOP_CHECK_EVERY:

@@ -23,6 +23,8 @@ def test_an_echo_is_a_text_given_as_its_own_fix():
     assert not echoes.echoes("`return x` is missing.") and not echoes.echoes(None)
     # a reply that did not parse: its text before the code
     assert echoes.echoes(None, "`a` should be `a`.\n\n```python\ndef f(:\n```")
+    assert echoes.echoes(None, "`a` should be `a`.\n~~~python\ndef f(:\n~~~")  # either fence
+    assert not echoes.echoes(None, "`a` should be `b`.\n~~~python\n# `a` should be `a`.\n~~~")
 
 
 def test_counts_per_model_the_unchanged_candidates_with_and_without_an_echo(tmp_path: Path, capsys):
