@@ -82,7 +82,7 @@ class RoundRecord:
     candidates: list[Candidate] = field(default_factory=list)
     generation_seconds: float = 0.0
     verification_seconds: float = 0.0
-    redrawn: int = 0  # streamed replies stopped and drawn again: the explanation echoed a line
+    redrawn: int = 0  # replies drawn again because their explanation gave a line as its own fix
 
 
 @dataclass
@@ -216,17 +216,14 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     at a time, so a fix verified early saves the rest, and each reply is cut off once its code
     block is complete (the recap models write after it is never read), or at once when `cancel`
     is set. Other backends get the whole round as one request, which they batch. The seeds are
-    the same either way, but only a streamed reply whose explanation gives a line as its own fix
-    is stopped there and drawn again (a batch is not watched while it is written).
+    the same either way. A reply whose explanation gives a line as its own fix is drawn again:
+    a streamed one is stopped there, a batch's are drawn again together, once (`_batched`).
     """
     seed = None if config.seed is None else config.seed + round_index * config.n
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
                         max_tokens=config.max_tokens, seed=seed)  # fmt: skip
     if not backend.info.sequential:
-        started = time.perf_counter()
-        (completions,) = backend.generate([conversation], sampling)
-        record.generation_seconds += time.perf_counter() - started
-        yield from (c.text for c in completions)
+        yield from _batched(backend, conversation, sampling, config.style, record)
         return
     current = _definitions(code)
     redraws = 0
@@ -249,6 +246,32 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
 
 
 _REDRAW_SEED_STEP = 10_007  # redraws' seeds stay clear of every round's own (seed + round * n + i)
+
+
+def _batched(backend: Backend, conversation: list, sampling: Sampling, style: dialogue.Style,
+             record: RoundRecord) -> list[str]:  # fmt: skip
+    """The round as one request. A batch cannot be stopped while it is written, so its replies
+    whose explanation gives a line as its own fix are drawn again afterwards, as one more request
+    (other seeds), once; a redrawn reply that echoes again is kept (its unchanged code is
+    rejected as usual). Greedy rounds are not redrawn: another seed would change nothing."""
+    started = time.perf_counter()
+    (completions,) = backend.generate([conversation], sampling)
+    texts = [c.text for c in completions]
+    if style == "explain+refine" and sampling.temperature > 0:
+        echoed = [i for i, text in enumerate(texts) if _echoes(text)]
+        if echoed:
+            seed = None if sampling.seed is None else sampling.seed + _REDRAW_SEED_STEP
+            again = replace(sampling, n=len(echoed), seed=seed)
+            (redrawn,) = backend.generate([conversation], again)
+            for index, completion in zip(echoed, redrawn, strict=False):
+                texts[index] = completion.text
+            record.redrawn += len(echoed)
+    record.generation_seconds += time.perf_counter() - started
+    return texts
+
+
+def _echoes(reply: str) -> bool:
+    return dialogue.echoes_a_change(dialogue.before_code(reply)[0])
 
 
 def _stream_one(backend: Backend, conversation: list, sampling: Sampling, current: dict[str, str],

@@ -235,6 +235,25 @@ def test_an_explanation_that_gives_a_line_as_its_own_fix_is_stopped_and_drawn_ag
     assert result.rounds[0].redrawn == 0 and len(server.chat_requests) == 2
 
 
+def test_a_batch_draws_its_echoed_replies_again_once():
+    """A batched backend (vLLM, a remote API) is not stopped while it writes: the echoed replies
+    of its batch are asked for again in one more request, with other seeds, once."""
+    echo = "`return xs[len(xs) // 2]` should be `return xs[len(xs) // 2]`.\n\n" + _reply("", PROBLEM.code)
+    right = _reply("Even lengths need the mean of the middle two.", RIGHT)
+    wrong = _reply("Sort first.", STILL_WRONG)
+    batches = {0: [echo, wrong, echo], 10_007: [right, echo]}
+    with LoopbackServer(reply=lambda m, p: batches[p["seed"]][p["index"]]) as server, OpenAIBackend(server.url, "m") as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=3, rounds=1, seed=0))
+    (record,) = result.rounds
+    assert [(r.body["seed"], r.body["n"]) for r in server.chat_requests] == [(0, 3), (10_007, 2)]
+    assert record.redrawn == 2 and result.verified and result.fix.index == 0
+    assert [c.verdict.status for c in result.candidates] == ["passed"]  # the first verifies
+    # greedy: nothing is drawn again
+    with LoopbackServer(reply=lambda m, p: echo) as server, OpenAIBackend(server.url, "m") as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0, temperature=0))
+    assert result.rounds[0].redrawn == 0 and len(server.chat_requests) == 1
+
+
 def test_only_a_change_that_is_none_is_an_echo():
     assert dialogue.echoes_a_change("`if a >= b:` should be `if a >= b:`.")
     assert dialogue.echoes_a_change("so `x` should be `x`")  # the explanation ends there
