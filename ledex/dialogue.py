@@ -296,11 +296,11 @@ def echoes_a_change(explanation: str, *, complete: bool = True) -> bool:
 def before_code(text: str) -> tuple[str, bool]:
     """A reply's text before its first code fence (``` or ~~~), and whether a fence has begun:
     the explanation, read while the reply is still being written or when it did not parse."""
-    head, *code = _ANY_FENCE.split(text, maxsplit=1)
+    head, *code = FENCE_MARK.split(text, maxsplit=1)
     return head, bool(code)
 
 
-_ANY_FENCE = re.compile(r"`{3,}|~{3,}")
+FENCE_MARK = re.compile(r"`{3,}|~{3,}")  # what opens or closes a code block
 
 
 def parse_reply(text: str, *, style: Style = DEFAULT_STYLE) -> Reply | ParseError:

@@ -215,15 +215,16 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     A backend that decodes one completion after another (llama.cpp on a laptop) is asked for one
     at a time, so a fix verified early saves the rest, and each reply is cut off once its code
     block is complete (the recap models write after it is never read), or at once when `cancel`
-    is set. Other backends get the whole round as one request, which they batch. The seeds are
-    the same either way. A reply whose explanation gives a line as its own fix is drawn again:
-    a streamed one is stopped there, a batch's are drawn again together, once (`_batched`).
+    is set. Other backends get the whole round as one request, which they batch. The first
+    draws' seeds are the same either way. A reply whose explanation gives a line as its own fix
+    is drawn again with other seeds: a streamed one is stopped there, a batch's are drawn again
+    together, once (`_batched`).
     """
     seed = None if config.seed is None else config.seed + round_index * config.n
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
                         max_tokens=config.max_tokens, seed=seed)  # fmt: skip
     if not backend.info.sequential:
-        yield from _batched(backend, conversation, sampling, config.style, record)
+        yield from _batched(backend, conversation, sampling, config.style, record, cancel)
         return
     current = _definitions(code)
     redraws = 0
@@ -249,25 +250,31 @@ _REDRAW_SEED_STEP = 10_007  # redraws' seeds stay clear of every round's own (se
 
 
 def _batched(backend: Backend, conversation: list, sampling: Sampling, style: dialogue.Style,
-             record: RoundRecord) -> list[str]:  # fmt: skip
-    """The round as one request. A batch cannot be stopped while it is written, so its replies
-    whose explanation gives a line as its own fix are drawn again afterwards, as one more request
-    (other seeds), once; a redrawn reply that echoes again is kept (its unchanged code is
-    rejected as usual). Greedy rounds are not redrawn: another seed would change nothing."""
+             record: RoundRecord, cancel: threading.Event | None,
+             ) -> Generator[str, None, None]:  # fmt: skip
+    """The round as one request, its replies given in order. A batch cannot be stopped while it
+    is written, so its replies whose explanation gives a line as its own fix are drawn again
+    afterwards, once, in one more request (other seeds) made only when the loop reaches the
+    first of them (a fix verified before needs none) and not once cancelled; a redrawn reply
+    that echoes again is kept (its unchanged code is rejected as usual). Greedy rounds are not
+    redrawn: another seed would change nothing."""
     started = time.perf_counter()
     (completions,) = backend.generate([conversation], sampling)
-    texts = [c.text for c in completions]
-    if style == "explain+refine" and sampling.temperature > 0:
-        echoed = [i for i, text in enumerate(texts) if _echoes(text)]
-        if echoed:
-            seed = None if sampling.seed is None else sampling.seed + _REDRAW_SEED_STEP
-            again = replace(sampling, n=len(echoed), seed=seed)
-            (redrawn,) = backend.generate([conversation], again)
-            for index, completion in zip(echoed, redrawn, strict=False):
-                texts[index] = completion.text
-            record.redrawn += len(echoed)
     record.generation_seconds += time.perf_counter() - started
-    return texts
+    texts = [c.text for c in completions]
+    watch = style == "explain+refine" and sampling.temperature > 0
+    for index in range(len(texts)):
+        if watch and _echoes(texts[index]) and not (cancel is not None and cancel.is_set()):
+            watch = False  # once a round
+            echoed = [i for i in range(index, len(texts)) if _echoes(texts[i])]
+            seed = None if sampling.seed is None else sampling.seed + _REDRAW_SEED_STEP
+            started = time.perf_counter()
+            (redrawn,) = backend.generate([conversation], replace(sampling, n=len(echoed), seed=seed))
+            record.generation_seconds += time.perf_counter() - started
+            for i, completion in zip(echoed, redrawn, strict=False):  # a backend may return fewer
+                texts[i] = completion.text
+                record.redrawn += 1
+        yield texts[index]
 
 
 def _echoes(reply: str) -> bool:
@@ -312,13 +319,10 @@ def _temperature(config: RepairConfig, round_index: int) -> float:
     return min(config.max_temperature, config.temperature + round_index * config.temperature_step)
 
 
-_BARE_FENCE = re.compile(r"(?:`{3,}|~{3,})")
-
-
 def _ends_a_fence(piece: str, text: str) -> bool:
     """The piece completed a bare fence line: a code block may just have closed."""
     last_line = text.rstrip().rsplit("\n", 1)[-1].strip()
-    return ("`" in piece or "~" in piece) and _BARE_FENCE.fullmatch(last_line) is not None
+    return ("`" in piece or "~" in piece) and dialogue.FENCE_MARK.fullmatch(last_line) is not None
 
 
 # Small models sometimes fall into a loop (`<--- <--- <--- ...`, one comment line again and

@@ -22,6 +22,7 @@ import json
 import os
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -348,15 +349,23 @@ def check_snapshot_kept(out: Path, data_dir: Path, names: Iterable[str]) -> None
         snapshot = data_dir / f"{name}.gz"
         if not name.endswith(".jsonl") or not snapshot.exists():
             continue
-        held = _whole_lines(gzip.decompress(snapshot.read_bytes()))
+        held = _whole_lines(_unpacked(snapshot))
         source = out / name
         missing = held - (_whole_lines(source.read_bytes()) if source.exists() else set())
         if missing:
             raise LedexError(
                 f"{snapshot} holds {len(missing)} record(s) that {source} lacks, and a snapshot "
                 f"from {out} would drop them; resume in a fresh output folder (it is seeded from "
-                "the snapshot) or give another --data_dir"
+                "the snapshot; records written here since the last snapshot are not in it) or "
+                "give another --data_dir"
             )
+
+
+def _unpacked(snapshot: Path) -> bytes:
+    try:
+        return gzip.decompress(snapshot.read_bytes())
+    except (OSError, EOFError, zlib.error) as error:  # truncated, a merge conflict, an LFS pointer
+        raise LedexError(f"{snapshot} is not a readable gzip file ({error}); restore it from git") from error
 
 
 def _whole_lines(data: bytes) -> set[bytes]:
@@ -397,7 +406,7 @@ def unpack_snapshot(data_dir: Path, out: Path, names: Iterable[str]) -> None:
         source = data_dir / (f"{name}.gz" if packed else name)
         if not source.exists() or (not packed and (out / name).exists()):
             continue
-        data = gzip.decompress(source.read_bytes()) if packed else source.read_bytes()
+        data = _unpacked(source) if packed else source.read_bytes()
         partial = out / f"{name}.partial"
         partial.write_bytes(data)
         partial.replace(out / name)

@@ -237,20 +237,30 @@ def test_an_explanation_that_gives_a_line_as_its_own_fix_is_stopped_and_drawn_ag
 
 def test_a_batch_draws_its_echoed_replies_again_once():
     """A batched backend (vLLM, a remote API) is not stopped while it writes: the echoed replies
-    of its batch are asked for again in one more request, with other seeds, once."""
+    of its batch are asked for again in one more request, with other seeds, once, each in its
+    own place; it is made only when the loop reaches the first echo."""
     echo = "`return xs[len(xs) // 2]` should be `return xs[len(xs) // 2]`.\n\n" + _reply("", PROBLEM.code)
     right = _reply("Even lengths need the mean of the middle two.", RIGHT)
     wrong = _reply("Sort first.", STILL_WRONG)
-    batches = {0: [echo, wrong, echo], 10_007: [right, echo]}
-    with LoopbackServer(reply=lambda m, p: batches[p["seed"]][p["index"]]) as server, OpenAIBackend(server.url, "m") as backend:
-        result = repair_problem(PROBLEM, backend, RepairConfig(n=3, rounds=1, seed=0))
-    (record,) = result.rounds
-    assert [(r.body["seed"], r.body["n"]) for r in server.chat_requests] == [(0, 3), (10_007, 2)]
-    assert record.redrawn == 2 and result.verified and result.fix.index == 0
-    assert [c.verdict.status for c in result.candidates] == ["passed"]  # the first verifies
+    batches = {0: [wrong, echo, wrong, echo], 10_007: [right, echo]}
+
+    def run(first: list[str], **config) -> tuple[RepairResult, LoopbackServer]:
+        replies = {**batches, 0: first}
+        with LoopbackServer(reply=lambda m, p: replies[p["seed"]][p["index"]]) as server, \
+                OpenAIBackend(server.url, "m") as backend:  # fmt: skip
+            return repair_problem(PROBLEM, backend, RepairConfig(rounds=1, seed=0, **config)), server
+
+    result, server = run(batches[0], n=4, stop_at_first=False)
+    assert [(r.body["seed"], r.body["n"]) for r in server.chat_requests] == [(0, 4), (10_007, 2)]
+    assert result.rounds[0].redrawn == 2 and result.verified
+    # the redrawn replies take the echoes' places; one that echoes again is kept, and rejected
+    assert [c.reply for c in result.candidates] == [wrong, right, wrong, echo]
+    assert [c.verdict.status for c in result.candidates] == ["failed", "passed", "failed", "rejected"]
+    # a fix verified before the first echo needs no second request
+    result, server = run([right, echo], n=2)
+    assert result.verified and len(server.chat_requests) == 1 and result.rounds[0].redrawn == 0
     # greedy: nothing is drawn again
-    with LoopbackServer(reply=lambda m, p: echo) as server, OpenAIBackend(server.url, "m") as backend:
-        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0, temperature=0))
+    result, server = run([echo, echo], n=2, temperature=0)
     assert result.rounds[0].redrawn == 0 and len(server.chat_requests) == 1
 
 

@@ -115,3 +115,6 @@ def test_a_snapshot_never_drops_a_record_its_copy_holds(tmp_path: Path):
     records.Snapshots(grown, data, names).write()
     (grown / "records.jsonl").write_text('{"key": "a"}\n{"key": "b"}\n')  # the next append cuts it
     records.Snapshots(grown, data, names).seed()  # the torn line was no record: nothing lacks
+    (data / "records.jsonl.gz").write_text("version https://git-lfs.github.com/spec/v1\n")
+    with pytest.raises(LedexError, match=r"records\.jsonl\.gz is not a readable gzip file"):
+        records.Snapshots(grown, data, names).seed()

@@ -113,5 +113,3 @@ def _called_names(source: str) -> list[str]:
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
     calls.sort(key=lambda node: (node.lineno, node.col_offset))  # walk is breadth-first
     return [call.func.id for call in calls if isinstance(call.func, ast.Name)]
-
-
