@@ -173,6 +173,7 @@ def test_bad_input_is_one_clear_line(tmp_path, tiny_model_dir, capsys):
 def test_data_parallel_on_two_cpu_processes(trajectories_file, tiny_model_dir, tmp_path):
     """`torchrun --nproc_per_node 2` (gloo on the CPU): each process takes its share of the batch."""
     import os
+    import signal
     import socket
     import subprocess
     import sys
@@ -188,7 +189,17 @@ def test_data_parallel_on_two_cpu_processes(trajectories_file, tiny_model_dir, t
                "--per_device_train_batch_size", "1"),
     ]  # fmt: skip
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    # its own process group: a timeout kills the workers too (killing torchrun alone left a hung
+    # worker behind, and the next run of this test hung beside it)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                          start_new_session=True) as run:  # fmt: skip
+        try:
+            stdout, stderr = run.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            stdout, stderr = run.communicate()
+            pytest.fail(f"torchrun did not finish in 300 s: {stderr[-3000:]}")
+    result = subprocess.CompletedProcess(command, run.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     # 4 examples, 1 per process per step, 2 processes: an epoch is 2 steps (it would be 4 alone)
