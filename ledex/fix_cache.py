@@ -1,7 +1,8 @@
 """Verified fixes kept on disk, so reopening the editor or running `ledex fix` again on the same
-failure is instant: keyed by the failing test, the model, and the content of every file the fix
-may change (a file edited since is another key). A cached fix is a candidate like any other: it is
-verified again on the files as they are before it is offered; a stale or broken entry is a miss.
+failure is instant: keyed by the failing test, the model's weights, and the content of every file
+the fix may change (a file edited since is another key). A cached fix is a candidate like any
+other: it is verified again on the files as they are before it is offered; a stale or broken entry
+is a miss.
 
 One small JSON file per entry under `<cache>/fixes/`, written atomically; nothing leaves the
 machine.
@@ -20,7 +21,7 @@ from pathlib import Path
 from ledex.project_repair import ProjectTask
 from ledex.repair import Candidate
 
-_VERSION = 1
+_VERSION = 2  # 2: the key names the weights, not only the spec string (see `model_identity`)
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,45 @@ class Entry:
     partial: bool  # fixed the test but not all of its group
 
 
+def model_identity(model: str) -> str:
+    """The spec string and what it loads, as far as it can be told without reading weights.
+
+    A spec names a file, not its content: a new ledex release ships another `embedded:0.5b-ledex`
+    under the same name, and a user retrains `embedded:0.5b+my.gguf` in place. A fix cached from
+    the old weights would still verify, but its explanation would be the old model's, offered as
+    the new one's. So the key adds the pinned SHA-256 of an embedded model or shipped adapter, and
+    the size and modification time of a file of the user's own (hashing it on every lookup would
+    cost more than the cache saves). A remote model is its spec string: nothing more is known.
+    """
+    from ledex.errors import LedexError
+    from ledex.models.spec import is_gguf_path, parse_spec
+    from ledex.weights import resolve, shipped_adapter
+
+    parts = [model]
+    try:
+        spec = parse_spec(model)
+        if spec.kind == "embedded":
+            if adapter := shipped_adapter(spec):
+                parts += [adapter.sha256, adapter.base_sha256]
+            elif not is_gguf_path(spec.target):
+                parts.append(resolve(model).sha256)
+        files = [spec.adapter] if spec.adapter else []
+        if spec.kind in ("embedded", "hf", "vllm") and is_gguf_path(spec.target):
+            files.append(spec.target)
+        for path in files:
+            with contextlib.suppress(OSError):
+                stat = Path(path).expanduser().stat()
+                parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    except LedexError:
+        pass  # a spec that does not parse never reaches a model; its fixes are keyed by the text
+    return "\0".join(parts)
+
+
 class FixCache:
     def __init__(self, directory: Path, model: str) -> None:
         self.directory = directory
         self.model = model
+        self._identity = model_identity(model)
 
     @classmethod
     def default(cls, model: str) -> FixCache:
@@ -44,9 +80,9 @@ class FixCache:
         return cls(Path(explicit) if explicit else cache_dir() / "fixes", model)
 
     def key(self, task: ProjectTask) -> str:
-        """The test, its group, the model and the files' contents, hashed."""
+        """The test, its group, the model's weights and the files' contents, hashed."""
         digest = hashlib.sha256()
-        parts = [f"v{_VERSION}", self.model, task.node_id, *sorted(task.also_failing)]
+        parts = [f"v{_VERSION}", self._identity, task.node_id, *sorted(task.also_failing)]
         for relpath, text in sorted(task.sources.items()):
             parts += [relpath, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()]
         digest.update("\0".join(parts).encode("utf-8", "surrogatepass"))

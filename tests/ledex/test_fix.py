@@ -285,6 +285,39 @@ def test_a_cached_fix_is_verified_again_and_offered_without_the_model(tmp_path):
         assert run_fix(project, server, tests=[CASE_A], n=1, cache=cache).tests[0].cached is False
 
 
+def test_the_cache_key_names_the_weights_not_only_the_spec_string(tmp_path, monkeypatch):
+    """A new release's adapter under the same name, or a user's adapter retrained in place, is
+    another model: its cached fixes carry the old model's explanation."""
+    import dataclasses
+    import os
+    from types import SimpleNamespace
+    from typing import cast
+
+    from ledex import weights
+    from ledex.fix_cache import FixCache
+    from ledex.fix_cache import model_identity as key
+    from ledex.project_repair import ProjectTask
+
+    task = cast(ProjectTask, SimpleNamespace(node_id="t.py::t", also_failing=[], sources={}))
+    shipped, entry = key("embedded:0.5b-ledex"), FixCache(tmp_path, "embedded:0.5b-ledex").key(task)
+    assert key("embedded:0.5b-ledex") == shipped
+    released = dataclasses.replace(weights.ADAPTERS["0.5b-ledex"], sha256="0" * 64)
+    monkeypatch.setitem(weights.ADAPTERS, "0.5b-ledex", released)
+    assert key("embedded:0.5b-ledex") != shipped
+    assert FixCache(tmp_path, "embedded:0.5b-ledex").key(task) != entry
+
+    adapter = tmp_path / "mine.gguf"
+    adapter.write_bytes(b"first training")
+    own = key(f"embedded:0.5b+{adapter}")
+    assert key(f"embedded:0.5b+{adapter}") == own
+    adapter.write_bytes(b"retrained, longer")
+    os.utime(adapter, ns=(1, 1))
+    assert key(f"embedded:0.5b+{adapter}") != own
+    # what cannot be told apart is still keyed by its text, never refused
+    assert key("openai:http://127.0.0.1:1/v1#m") != key("openai:http://127.0.0.1:1/v1#n")
+    assert key("not a spec") == key("not a spec")
+
+
 def test_a_cached_fix_that_no_longer_verifies_is_not_offered(tmp_path):
     from ledex.fix_cache import FixCache
 
