@@ -3,7 +3,8 @@
     python benchmarks/train_speed.py                                  # embedded:0.5b, LoRA, 256 tokens
     python benchmarks/train_speed.py --model embedded:1.5b --tokens 512 --batch 4
     python benchmarks/train_speed.py --full_finetune --json out.json
-    python benchmarks/train_speed.py --bf16 --tokens 512              # bf16 autocast against float32
+    python benchmarks/train_speed.py --bf16 --tokens 512              # bf16 autocast
+    python benchmarks/train_speed.py --float32 --tokens 512           # ... against float32
     python benchmarks/train_speed.py --model FOLDER --random_init     # same shapes, random weights
 
 It runs the real trainer (`trainer.sft.build_trainer`: the chat template, the completion-only loss,
@@ -103,7 +104,9 @@ def main() -> int:
     parser.add_argument("--full_finetune", action="store_true")
     parser.add_argument("--gradient_checkpointing", action="store_true", help="TRL's default; off here")
     parser.add_argument("--random_init", action="store_true")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (the CPU default is float32)")
+    precision = parser.add_mutually_exclusive_group()  # neither: the trainer's choice for this machine
+    precision.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    precision.add_argument("--float32", action="store_true", help="float32, no autocast")
     parser.add_argument("--lora_layers", type=int, help="adapt only the last N layers (sft's option)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
@@ -136,8 +139,8 @@ def main() -> int:
     ]  # fmt: skip
     if args.full_finetune:
         argv.append("--full_finetune")
-    if args.bf16:
-        argv += ["--bf16", "true"]
+    if args.bf16 or args.float32:
+        argv += ["--bf16", str(args.bf16).lower()]
     if args.lora_layers:
         argv += ["--lora_layers", str(args.lora_layers)]
     script_args, training_args, explicit = sft.parse_args(argv)

@@ -162,7 +162,8 @@ class LedexGRPOConfig(GRPOConfig):
     seed: int = field(default=42, metadata={"help": "random seed"})
 
     def __post_init__(self) -> None:
-        # Without a GPU, train on the CPU in float32 (TRL defaults to bf16 and would refuse).
+        # Without a GPU, train on the CPU in float32 (TRL defaults to bf16 and would refuse); SFT
+        # picks bf16 on a CPU with bf16 instructions, but RL's generation in bf16 is not measured.
         import torch
 
         if not torch.cuda.is_available() and not self.use_cpu:

@@ -110,13 +110,16 @@ class LedexSFTConfig(SFTConfig):
 
 
 def cpu_only(config: Any) -> None:
-    """Without a GPU, train on the CPU in float32 (TRL configs default to bf16 and refuse a CPU)."""
+    """Without a GPU, train on the CPU (TRL configs default to bf16 and refuse a CPU): with bf16
+    autocast where the CPU has bf16 instructions, in float32 elsewhere; `--bf16 true|false` wins."""
     import torch
+
+    from trainer.modeling import cpu_trains_faster_in_bf16
 
     if not torch.cuda.is_available():
         config.use_cpu = True
     if config.use_cpu and config.bf16 is None:
-        config.bf16 = False
+        config.bf16 = cpu_trains_faster_in_bf16()
 
 
 # --- parsing -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.conftest import make_trajectory
-from trainer import chat_data, sft
+from trainer import chat_data, modeling, sft
 from trainer.records import append_jsonl
 
 
@@ -88,10 +88,19 @@ def test_full_finetuning_trains_every_weight(trajectories_file, tiny_model_dir, 
     assert len(losses) == 1
 
 
+def test_the_cpu_precision_is_the_faster_one_unless_given(monkeypatch):
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(modeling, "cpu_trains_faster_in_bf16", lambda value=has_bf16: value)
+        assert sft.parse_args(["--data", "x"])[1].bf16 is has_bf16
+        for given in ("true", "false"):
+            assert sft.parse_args(["--data", "x", "--bf16", given])[1].bf16 is (given == "true")
+
+
 def test_paper_defaults_and_scaling_to_small_data(trajectories_file, tiny_model_dir, tmp_path):
     script_args, config, explicit = sft.parse_args(["--data", str(trajectories_file)])
     assert (config.num_train_epochs, config.lr_scheduler_type, config.learning_rate) == (2.0, "cosine", 2e-5)
-    assert config.use_cpu and not config.bf16  # this machine has no GPU
+    # no GPU here: bf16 autocast only where the CPU has bf16 instructions
+    assert config.use_cpu and config.bf16 == modeling.cpu_trains_faster_in_bf16()
     notes = sft.finalize_config(script_args, config, explicit, n_examples=4)
     assert config.learning_rate == 2e-4  # LoRA, not given explicitly
     assert config.gradient_accumulation_steps == 1 and config.completion_only_loss
