@@ -38,8 +38,9 @@ def model_identity(model: str) -> str:
     under the same name, and a user retrains `embedded:0.5b+my.gguf` in place. A fix cached from
     the old weights would still verify, but its explanation would be the old model's, offered as
     the new one's. So the key adds the pinned SHA-256 of an embedded model or shipped adapter, and
-    the size and modification time of a file of the user's own (hashing it on every lookup would
-    cost more than the cache saves). A remote model is its spec string: nothing more is known.
+    the size and modification time of a file or folder of the user's own (hashing it on every
+    lookup would cost more than the cache saves). A remote model is its spec string: nothing more
+    is known.
     """
     from ledex.errors import LedexError
     from ledex.models.spec import is_gguf_path, parse_spec
@@ -54,15 +55,30 @@ def model_identity(model: str) -> str:
             elif not is_gguf_path(spec.target):
                 parts.append(resolve(model).sha256)
         files = [spec.adapter] if spec.adapter else []
-        if spec.kind in ("embedded", "hf", "vllm") and is_gguf_path(spec.target):
+        if spec.kind in ("hf", "vllm") or (spec.kind == "embedded" and is_gguf_path(spec.target)):
             files.append(spec.target)
         for path in files:
-            with contextlib.suppress(OSError):
-                stat = Path(path).expanduser().stat()
-                parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+            parts += _file_stamps(path)
     except LedexError:
         pass  # a spec that does not parse never reaches a model; its fixes are keyed by the text
     return "\0".join(parts)
+
+
+def _file_stamps(path: str) -> list[str]:
+    """Size and modification time of a file, or of the files directly in a folder (a
+    transformers model or peft adapter folder: its weights are rewritten in place, the folder's
+    own stamp does not change); nothing for what cannot be read (a hub id, a missing file)."""
+    try:
+        target = Path(path).expanduser()
+        members = sorted(target.iterdir()) if target.is_dir() else [target]
+        stamps = []
+        for member in members:
+            if member.is_file():
+                stat = member.stat()
+                stamps.append(f"{member}:{stat.st_size}:{stat.st_mtime_ns}")
+        return stamps
+    except (OSError, ValueError, RuntimeError):  # ~nosuchuser, a NUL byte, unreadable
+        return []
 
 
 class FixCache:

@@ -159,7 +159,8 @@ def gguf_cache_folder(sha256: str) -> Path:
 
 
 def default_dtype(use_cpu: bool = False) -> Any:
-    """bfloat16 where a GPU will train, float32 on a CPU (bf16 matmuls are slow on most CPUs)."""
+    """The weights' dtype: bfloat16 where a GPU will train, float32 on a CPU (there SFT may still
+    compute in bf16 by autocast, `cpu_trains_faster_in_bf16`)."""
     import torch
 
     return torch.bfloat16 if (torch.cuda.is_available() and not use_cpu) else torch.float32

@@ -119,7 +119,7 @@ def cpu_only(config: Any) -> None:
     if not torch.cuda.is_available():
         config.use_cpu = True
     if config.use_cpu and config.bf16 is None:
-        config.bf16 = cpu_trains_faster_in_bf16()
+        config.bf16 = not config.fp16 and cpu_trains_faster_in_bf16()  # one of the two
 
 
 # --- parsing -------------------------------------------------------------------------------------

@@ -313,6 +313,13 @@ def test_the_cache_key_names_the_weights_not_only_the_spec_string(tmp_path, monk
     adapter.write_bytes(b"retrained, longer")
     os.utime(adapter, ns=(1, 1))
     assert key(f"embedded:0.5b+{adapter}") != own
+    folder = tmp_path / "sft"  # a transformers/peft folder: its files are rewritten in place
+    folder.mkdir()
+    (folder / "adapter_model.safetensors").write_bytes(b"first")
+    hf = key(f"hf:{folder}")
+    (folder / "adapter_model.safetensors").write_bytes(b"second, longer")
+    assert key(f"hf:{folder}") != hf
+    assert key("hf:~nosuchuser-ledex/model") == key("hf:~nosuchuser-ledex/model")
     # what cannot be told apart is still keyed by its text, never refused
     assert key("openai:http://127.0.0.1:1/v1#m") != key("openai:http://127.0.0.1:1/v1#n")
     assert key("not a spec") == key("not a spec")

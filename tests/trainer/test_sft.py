@@ -91,9 +91,11 @@ def test_full_finetuning_trains_every_weight(trajectories_file, tiny_model_dir, 
 def test_the_cpu_precision_is_the_faster_one_unless_given(monkeypatch):
     for has_bf16 in (True, False):
         monkeypatch.setattr(modeling, "cpu_trains_faster_in_bf16", lambda value=has_bf16: value)
-        assert sft.parse_args(["--data", "x"])[1].bf16 is has_bf16
+        cpu = ["--data", "x", "--use_cpu", "true"]  # the same on a machine with a GPU
+        assert sft.parse_args(cpu)[1].bf16 is has_bf16
         for given in ("true", "false"):
-            assert sft.parse_args(["--data", "x", "--bf16", given])[1].bf16 is (given == "true")
+            assert sft.parse_args([*cpu, "--bf16", given])[1].bf16 is (given == "true")
+        assert sft.parse_args([*cpu, "--fp16", "true"])[1].bf16 is False  # never both
 
 
 def test_paper_defaults_and_scaling_to_small_data(trajectories_file, tiny_model_dir, tmp_path):
