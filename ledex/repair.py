@@ -82,7 +82,7 @@ class RoundRecord:
     candidates: list[Candidate] = field(default_factory=list)
     generation_seconds: float = 0.0
     verification_seconds: float = 0.0
-    redrawn: int = 0  # replies drawn again because their explanation gave a line as its own fix
+    redrawn: int = 0  # replies drawn again: their explanation gave a line as its own fix, or their code changed nothing
 
 
 @dataclass
@@ -216,29 +216,34 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     at a time, so a fix verified early saves the rest, and each reply is cut off once its code
     block is complete (the recap models write after it is never read), or at once when `cancel`
     is set. Other backends get the whole round as one request, which they batch. The first
-    draws' seeds are the same either way. A reply whose explanation gives a line as its own fix
-    is drawn again with other seeds: a streamed one is stopped there, a batch's are drawn again
+    draws' seeds are the same either way. A reply that cannot fix anything is drawn again with
+    other seeds: one whose explanation gives a line as its own fix (a streamed one is stopped
+    there) and one whose code changes no definition (`_unchanged`); a batch's are drawn again
     together, once (`_batched`).
     """
     seed = None if config.seed is None else config.seed + round_index * config.n
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
                         max_tokens=config.max_tokens, seed=seed)  # fmt: skip
-    if not backend.info.sequential:
-        yield from _batched(backend, conversation, sampling, config.style, record, cancel)
-        return
     current = _definitions(code)
+    if not backend.info.sequential:
+        yield from _batched(backend, conversation, sampling, current, config.style, record, cancel)
+        return
     redraws = 0
     for index in range(config.n):
         seed = sampling.seed_for(index)
         one = replace(sampling, n=1, seed=seed)
         # An explanation that gives a line as its own fix is followed by the code unchanged: that
-        # reply is stopped before its code and drawn again (other seeds), at most n times a round;
-        # the last draws, and every greedy one (another seed would change nothing), run to the end.
+        # reply is stopped before its code. It, and a reply whose code came back unchanged anyway
+        # (a third to a half of the 0.5B models' candidates on the generated suites, trained or
+        # not), is drawn again (other seeds), at most n times a round; the last draws, and every
+        # greedy one (another seed would change nothing), are kept (their code is rejected).
         while True:
-            watch = one.temperature > 0 and redraws < config.n and config.style == "explain+refine"
-            text, echoed = _stream_one(backend, conversation, one, current, config.style, record,
-                                       cancel, watch_echo=watch)  # fmt: skip
-            if not echoed or (cancel is not None and cancel.is_set()):
+            watch = one.temperature > 0 and redraws < config.n
+            text, echoed = _stream_one(backend, conversation, one, current, config.style, record, cancel,
+                                       watch_echo=watch and config.style == "explain+refine")  # fmt: skip
+            if cancel is not None and cancel.is_set():
+                break
+            if not (echoed or watch and _unchanged(text, current, config.style)):
                 break
             redraws += 1
             record.redrawn += 1
@@ -249,36 +254,50 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
 _REDRAW_SEED_STEP = 10_007  # redraws' seeds stay clear of every round's own (seed + round * n + i)
 
 
-def _batched(backend: Backend, conversation: list, sampling: Sampling, style: dialogue.Style,
-             record: RoundRecord, cancel: threading.Event | None,
+def _batched(backend: Backend, conversation: list, sampling: Sampling, current: dict[str, str],
+             style: dialogue.Style, record: RoundRecord, cancel: threading.Event | None,
              ) -> Generator[str, None, None]:  # fmt: skip
     """The round as one request, its replies given in order. A batch cannot be stopped while it
-    is written, so its replies whose explanation gives a line as its own fix are drawn again
-    afterwards, once, in one more request (other seeds) made only when the loop reaches the
-    first of them (a fix verified before needs none) and not once cancelled; a redrawn reply
-    that echoes again is kept (its unchanged code is rejected as usual). Greedy rounds are not
-    redrawn: another seed would change nothing."""
+    is written, so its replies that cannot fix anything (`_wasted`) are drawn again afterwards,
+    once, in one more request (other seeds) made only when the loop reaches the first of them (a
+    fix verified before needs none) and not once cancelled; a redrawn reply wasted again is kept
+    (its unchanged code is rejected as usual). Greedy rounds are not redrawn: another seed would
+    change nothing."""
     started = time.perf_counter()
     (completions,) = backend.generate([conversation], sampling)
     record.generation_seconds += time.perf_counter() - started
     texts = [c.text for c in completions]
-    watch = style == "explain+refine" and sampling.temperature > 0
+    watch = sampling.temperature > 0
     for index in range(len(texts)):
-        if watch and _echoes(texts[index]) and not (cancel is not None and cancel.is_set()):
+        if watch and _wasted(texts[index], current, style) and not (cancel is not None and cancel.is_set()):
             watch = False  # once a round
-            echoed = [i for i in range(index, len(texts)) if _echoes(texts[i])]
+            wasted = [i for i in range(index, len(texts)) if _wasted(texts[i], current, style)]
             seed = None if sampling.seed is None else sampling.seed + _REDRAW_SEED_STEP
             started = time.perf_counter()
-            (redrawn,) = backend.generate([conversation], replace(sampling, n=len(echoed), seed=seed))
+            (redrawn,) = backend.generate([conversation], replace(sampling, n=len(wasted), seed=seed))
             record.generation_seconds += time.perf_counter() - started
-            for i, completion in zip(echoed, redrawn, strict=False):  # a backend may return fewer
+            for i, completion in zip(wasted, redrawn, strict=False):  # a backend may return fewer
                 texts[i] = completion.text
                 record.redrawn += 1
         yield texts[index]
 
 
-def _echoes(reply: str) -> bool:
-    return dialogue.echoes_a_change(dialogue.before_code(reply)[0])
+def _wasted(reply: str, current: dict[str, str], style: dialogue.Style) -> bool:
+    """The reply cannot fix anything: its explanation gives a line as its own fix, or its code
+    changes no definition of the current code."""
+    echoes = style == "explain+refine" and dialogue.echoes_a_change(dialogue.before_code(reply)[0])
+    return echoes or _unchanged(reply, current, style)
+
+
+def _unchanged(reply: str, current: dict[str, str], style: dialogue.Style) -> bool:
+    """The reply's code is complete and every definition in it is one of the current code's, as
+    it is (the verifier would reject it: `patching.UNCHANGED`). A reply cut off, without code or
+    whose code defines nothing is not: the verifier's verdict on it says more."""
+    parsed = dialogue.parse_reply(reply, style=style)
+    if isinstance(parsed, dialogue.ParseError) or parsed.truncated:
+        return False
+    definitions = _definitions(parsed.code)
+    return bool(definitions) and all(current.get(name) == body for name, body in definitions.items())
 
 
 def _stream_one(backend: Backend, conversation: list, sampling: Sampling, current: dict[str, str],

@@ -167,8 +167,10 @@ def test_a_reply_that_cannot_be_applied_does_not_seed_the_next_round():
     # the code unchanged: sampled again from the same conversation, not fed back to the model
     with LoopbackServer(reply=lambda m, p: _reply("looks fine", PROBLEM.code)) as server:
         result = _run(server, n=1, rounds=2)
-    first, second = (r.body["messages"] for r in server.chat_requests)
-    assert first == second and len(result.rounds) == 2
+    # each round's reply is drawn again once (`test_a_reply_whose_code_changes_nothing_is_drawn_again`)
+    assert [r.body["seed"] for r in server.chat_requests] == [0, 10_007, 1, 10_008]
+    first, *others = (r.body["messages"] for r in server.chat_requests)
+    assert all(other == first for other in others) and len(result.rounds) == 2
     assert result.candidates[0].verdict.status == "rejected"
 
 
@@ -235,6 +237,32 @@ def test_an_explanation_that_gives_a_line_as_its_own_fix_is_stopped_and_drawn_ag
     assert result.rounds[0].redrawn == 0 and len(server.chat_requests) == 2
 
 
+def test_a_reply_whose_code_changes_nothing_is_drawn_again():
+    """A third to a half of the 0.5B models' candidates came back unchanged on the generated suites:
+    such a reply (formatting and comments do not count as a change) is drawn again like an echo,
+    in both styles, within the same n redraws a round."""
+    reformatted = "def median(xs):\n    xs = sorted( xs )  # sorted copy\n\n    return xs[len(xs)//2]\n"
+    for unchanged in (_reply("Sort first.", PROBLEM.code), _reply("Sort first.", reformatted), "```python\n" + PROBLEM.code + "```"):
+        replies = {0: unchanged, 10_007: _reply("Even lengths need the mean of the middle two.", RIGHT)}
+        for style in ("explain+refine", "refine"):
+            with LoopbackServer(reply=lambda m, p, r=replies: r[0 if p["seed"] == 0 else 10_007]) as server, \
+                    _sequential(server) as backend:  # fmt: skip
+                result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0, style=style))
+            assert result.verified and result.fix.index == 0 and result.rounds[0].redrawn == 1, (unchanged, style)
+            assert [r.body["seed"] for r in server.chat_requests] == [0, 10_007]
+    # a reply that changes the code, even a wrong change, is kept and verified
+    with LoopbackServer(reply=lambda m, p: _reply("Sort first.", STILL_WRONG)) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0))
+    assert result.rounds[0].redrawn == 0 and [c.verdict.status for c in result.candidates] == ["failed", "failed"]
+    # at most n redraws a round, the last draws kept and rejected
+    unchanged = _reply("Sort first.", PROBLEM.code)
+    with LoopbackServer(reply=lambda m, p: unchanged) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0))
+    assert result.rounds[0].redrawn == 2 and not result.verified
+    assert [r.body["seed"] for r in server.chat_requests] == [0, 10_007, 20_014, 1]
+    assert all(c.verdict.status == "rejected" for c in result.candidates)
+
+
 def test_a_batch_draws_its_echoed_replies_again_once():
     """A batched backend (vLLM, a remote API) is not stopped while it writes: the echoed replies
     of its batch are asked for again in one more request, with other seeds, once, each in its
@@ -262,6 +290,10 @@ def test_a_batch_draws_its_echoed_replies_again_once():
     # greedy: nothing is drawn again
     result, server = run([echo, echo], n=2, temperature=0)
     assert result.rounds[0].redrawn == 0 and len(server.chat_requests) == 1
+    # a reply whose code changes nothing is drawn again with them
+    unchanged = _reply("Sort first.", PROBLEM.code)
+    result, server = run([wrong, unchanged], n=2, stop_at_first=False)
+    assert result.rounds[0].redrawn == 1 and [c.reply for c in result.candidates] == [wrong, right]
 
 
 def test_only_a_change_that_is_none_is_an_echo():
