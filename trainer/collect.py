@@ -22,6 +22,10 @@ on a CPU, in minutes:
     ledex-train collect --model mutants --teacher gold --samples 2 --refinements 1 \\
         --output_dir runs/mbpp-mutants-gold
 
+`--teacher gold` answers a model's own wrong programs too (LeDex's student samples): the reference
+solution after the failing test and what it returned, quoting the change only when the program is
+one or two lines away from the reference (a wrong algorithm gets no invented slip).
+
 `--hint reference` is a rationalisation pass for a model teacher: its last turn also shows the
 problem's reference solution (`prompts.reference_hint`), the record keeps the prompt without it
 (`Trajectory.hint` keeps the hint), and its replies are verified like any others; SFT leaves out
@@ -110,7 +114,7 @@ class CollectConfig:
     top_p: float = field(default=0.95, metadata=_help("nucleus sampling for all generation"))
     chat: bool = field(default=True, metadata=_help("instruct model: ask zero-shot; --no_chat gives base models few-shot examples"))  # fmt: skip
     shots: int = field(default=3, metadata=_help("few-shot examples (MBPP prompt split) with --no_chat"))  # fmt: skip
-    teacher: str | None = field(default=None, metadata=_help(f"model spec that explains and refines (default: --model, self-bootstrap), or '{gold.TEACHER}': the reference solution (with --model {MUTANTS})"))  # fmt: skip
+    teacher: str | None = field(default=None, metadata=_help(f"model spec that explains and refines (default: --model, self-bootstrap), or '{gold.TEACHER}': the reference solution after an explanation from the feedback (and, for --model {MUTANTS}, the mutation)"))  # fmt: skip
     hint: str = field(default="", metadata=_help("rationalisation: 'reference' shows a model teacher the problem's reference solution (the recorded prompt is without it, `Trajectory.hint` keeps it; SFT skips a reply whose explanation mentions it); its replies are still verified"))  # fmt: skip
     refinements: int = field(default=10, metadata=_help("m: teacher replies per wrong solution and style"))  # fmt: skip
     refine_temperature: float = field(default=0.8, metadata=_help("temperature of the teacher"))
@@ -143,8 +147,6 @@ class CollectConfig:
             raise ValueError("--timeout and --max_tokens must be positive")
         if self.model == MUTANTS and self.teacher in (None, "", MUTANTS):
             raise ValueError(f"--model {MUTANTS} makes wrong solutions, it cannot refine them: name a --teacher ({gold.TEACHER} or a model)")  # fmt: skip
-        if self.teacher == gold.TEACHER and self.model != MUTANTS:
-            raise ValueError(f"--teacher {gold.TEACHER} knows the fix of a mutant only: use it with --model {MUTANTS}")  # fmt: skip
         if self.hint not in HINTS:
             raise ValueError(f"--hint must be 'reference' or empty, got {self.hint!r}")
         if self.hint and self.teacher_spec in (gold.TEACHER, MUTANTS):
@@ -632,6 +634,11 @@ def collect(config: CollectConfig) -> dict[str, Any]:
     tasks = load_tasks(config.source, split=split_of(config), path=config.path, limit=config.limit)
     if not tasks:
         raise LedexError(f"no problems in {config.source} (split {split_of(config)!r})")
+    if config.teacher_spec == gold.TEACHER and (missing := [t.id for t in tasks if not t.reference.strip()]):  # fmt: skip
+        raise ValueError(
+            f"--teacher {gold.TEACHER} answers with a problem's reference solution, and {len(missing)} of "
+            f"{len(tasks)} problems have none ({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
+        )
     return Collector(config).run(tasks)
 
 

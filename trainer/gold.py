@@ -118,16 +118,44 @@ def explanation(bug: BuggyProject, task: ProjectTask, change: str = "line") -> s
 def problem_reply(
     task: Task, sample: Sample, style: dialogue.Style = dialogue.DEFAULT_STYLE
 ) -> str:
-    """The reply to LeDex's repair prompt about `sample`, a mutant of the task's reference solution
-    (`collect --model mutants`, which keeps the operator and the function in `sample.sampling`):
-    an explanation from the feedback and the mutation, then the whole reference solution."""
+    """The reply to LeDex's repair prompt about `sample`, a wrong solution of the task: an
+    explanation from the feedback, then the whole reference solution.
+
+    For a mutant of the reference (`collect --model mutants`, which keeps the operator and the
+    function in `sample.sampling`) the explanation names the slip and the line. A model's own wrong
+    program (`collect --model embedded:0.5b`, LeDex's student samples) is mostly a wrong algorithm,
+    not a slip: the explanation quotes the change only when it is one or two lines of the program,
+    and otherwise says no more than is known, that the function does not do what the task asks."""
+    if not task.reference.strip():
+        raise ValueError(f"{task.id} has no reference solution: the gold teacher has no answer")
     operator, function = sample.sampling.get("operator"), sample.sampling.get("function")
-    if not task.reference.strip() or not operator or not function:
-        raise ValueError(f"{sample.key} is not a mutant of a reference solution: the gold teacher has no answer")  # fmt: skip
-    cause = _cause(str(function), str(operator), *changed_lines(sample.code, reference(task)))
+    if operator and function:
+        cause = _cause(str(function), str(operator), *changed_lines(sample.code, reference(task)))
+    else:
+        cause = _student_cause(task, sample)
     return dialogue.format_reply(
         f"{_failure(sample.feedback)} {cause}", task.reference.strip(), style
     )
+
+
+_FEW_LINES = 2  # a student's program this close to the reference has a slip, not a wrong approach
+
+
+def _student_cause(task: Task, sample: Sample) -> str:
+    function = task.entry_point or next(iter(patching.find_symbols(sample.code)), "")
+    try:
+        wrong, right = changed_lines(_plain(sample.code), _plain(reference(task)))
+    except ValueError:  # the same lines, other whitespace: nothing to quote
+        wrong, right = [], []
+    if (wrong or right) and len(wrong) <= _FEW_LINES and len(right) <= _FEW_LINES:
+        return _cause(function, "", wrong, right)
+    where = f"`{function}`" if function else "the program"
+    return f"because {where} does not do what the task asks: it is written again below."
+
+
+def _plain(code: str) -> str:
+    """Lines without trailing spaces or blank lines: MBPP's references and a model's code differ in both."""
+    return "\n".join(line.rstrip() for line in code.splitlines() if line.strip()) + "\n"
 
 
 def reference(task: Task) -> str:
@@ -174,7 +202,8 @@ def _cause(
         sentence = f"`{right}` is missing."
     else:
         sentence = f"`{wrong}` should not be there."
-    return f"because of a bug in `{function}`: {slip}. {sentence}"
+    where = f"`{function}`" if function else "the program"  # a stdin/stdout program has no function
+    return f"because of a bug in {where}: {slip}. {sentence}"
 
 
 def _span(wrong: str, right: str) -> tuple[str, str] | None:

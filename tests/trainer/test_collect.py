@@ -341,11 +341,42 @@ def test_mutants_answered_by_the_gold_teacher_are_ledex_data_made_without_a_mode
     assert examples[0]["prompt"][0]["content"] == trajectories[0].task  # LeDex's turn 1
 
 
+def test_the_gold_teacher_answers_a_models_own_wrong_programs(tmp_path, server, capsys):
+    """LeDex's student samples (a model's wrong programs) answered with the reference solution: the
+    explanation says what failed, and quotes a change only for a program a line or two away from
+    the reference. Problems without a reference are refused before anything runs."""
+    references = {"add": "def add(a, b):\n    return a + b\n", "mul": "def mul(x, y):\n    product = x * y\n    return product\n"}  # fmt: skip
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({**p, "reference": references.get(p["id"], "")}) + "\n" for p in PROBLEMS))  # fmt: skip
+    out = tmp_path / "run"
+    argv = args(problems, server.url, out, "--teacher", "gold")
+    argv[argv.index("--refinements") + 1] = "1"
+    assert collect.main(argv) == 2 and not out.exists() and not server.chat_requests
+    assert "1 of 3 problems have none (rev)" in capsys.readouterr().err
+    references["rev"] = "print(input()[::-1])\n"
+    problems.write_text("".join(json.dumps({**p, "reference": references[p["id"]]}) + "\n" for p in PROBLEMS))  # fmt: skip
+    assert collect.main(argv) == 0
+    trajectories = {(t.problem_id, t.wrong_code, t.style): t for t in read_records(out / "trajectories.jsonl", Trajectory)}  # fmt: skip
+    assert {k[0] for k in trajectories} == {"add", "mul", "rev"}
+    assert all(t.verified and t.teacher == "gold" for t in trajectories.values())
+    minus = trajectories[("add", "def add(a, b):\n    return a - b", "explain+refine")]
+    assert minus.refinement == references["add"].strip()
+    assert minus.explanation == (
+        "`assert add(1, 2) == 3` fails (it returned -1, expected 3) because of a bug in `add`: "
+        "one line is wrong. `return a - b` should be `return a + b`."
+    )
+    # `return a + b` for `product = x * y; return product`: another approach, no slip to name
+    plus = trajectories[("mul", "def mul(a, b):\n    return a + b", "explain+refine")]
+    assert plus.explanation.endswith("because `mul` does not do what the task asks: it is written again below.")  # fmt: skip
+    assert not trajectories[("mul", "def mul(a, b):\n    return a + b", "refine")].explanation
+    rev = trajectories[("rev", "print(input())", "explain+refine")]  # a program without a function
+    assert rev.explanation.endswith("because of a bug in the program: one line is wrong. `print(input())` should be `print(input()[::-1])`.")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--model", "mutants"], "name a --teacher"),
-        (["--teacher", "gold"], "use it with --model mutants"),
         (["--model", "mutants", "--teacher", "gold", "--refinements", "2"], "use --refinements 1"),
     ],
 )
