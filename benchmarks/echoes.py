@@ -6,6 +6,8 @@ reads the per-test results of `benchmarks/repair.py` (its `--out` JSONL) and pri
 style, how many candidates' explanations do that (an *echo*: some "`A` should be `B`" with A == B)
 and how many of those and of the others came back unchanged (the fix identical to the code, copies
 of such a candidate included), with the ratio of the two rates, measured in the same file.
+Since the loop draws unchanged replies again (session 12, at most n a round), results written
+after that count few unchanged candidates by construction: compare only files of the same loop.
 
     python benchmarks/echoes.py RESULTS.jsonl [RESULTS.jsonl ...]
 """

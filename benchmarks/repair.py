@@ -163,7 +163,7 @@ class Row:
     verification: float = 0.0
     pytest: float = 0.0
     other: float = 0.0
-    # candidate verdicts, by status, and "redrawn": streamed replies drawn again (no candidates)
+    # candidate verdicts, by status, and "redrawn": replies drawn again (no candidates)
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -233,7 +233,7 @@ _SHORT = {
     "rejected": "rej",
     "duplicate": "dup",
     "error": "err",
-    "redrawn": "redraw",  # replies stopped at an explanation that gives a line as its own fix
+    "redrawn": "redraw",  # replies drawn again: an echoed explanation, or code unchanged
 }
 
 

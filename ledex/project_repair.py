@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from ledex import dialogue, feedback, patching, source_text
 from ledex.models.base import Backend
 from ledex.patching import Patch, PatchError, Symbol
-from ledex.repair import RepairConfig, RepairResult, RoundRecord, Verdict, repair
+from ledex.repair import RepairConfig, RepairResult, RoundRecord, Verdict, normalise_code, repair
 from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
 
 _T = TypeVar("_T")
@@ -367,9 +367,19 @@ class ProjectVerifier:
                 patches[relpath] = result
             else:
                 errors.append(result.message)
-        if not patches:
-            return PatchError(errors[0] if errors else "the fix changes nothing")
+        if not patches:  # "identical" says more than another file's "matches no function"
+            return PatchError(patching.UNCHANGED if patching.UNCHANGED in errors else
+                              errors[0] if errors else "the fix changes nothing")  # fmt: skip
         return patches
+
+    def unchanged(self, code: str) -> bool:
+        """Nothing to run: patching refuses the candidate as identical, or every file it patches
+        is the same program as before (formatting and comments do not count)."""
+        patches = self.patches(code)
+        if isinstance(patches, PatchError):
+            return patches.message == patching.UNCHANGED
+        return all(normalise_code(patch.new_source) == normalise_code(self.task.sources[relpath])
+                   for relpath, patch in patches.items())  # fmt: skip
 
     def verify(self, code: str) -> Verdict:
         patches = self.patches(code)

@@ -137,6 +137,11 @@ class Verifier(Protocol):
         """Run a candidate's code and say how it did; never raises for bad code."""
         ...
 
+    def unchanged(self, code: str) -> bool:
+        """The candidate changes nothing that `verify` would run: it is rejected without a run.
+        Cheap (no run), so the loop asks it of every reply it may draw again."""
+        ...
+
     def diff(self, code: str) -> str:
         """The change the candidate makes, for display."""
         ...
@@ -174,7 +179,7 @@ def repair(
         result.rounds.append(record)
         notify("round", {"round": record.index, "rounds": config.rounds})
         conversation = dialogue.build_conversation(task, current, current_feedback, style=config.style)
-        replies = _replies(backend, conversation, config, round_index, record, current, cancel)
+        replies = _replies(backend, conversation, config, round_index, record, current, verifier.unchanged, cancel)
         for index, reply in enumerate(replies):
             candidate = _candidate(reply, record.index, len(result.candidates), config.style)
             # the explanation is shown while the code is verified (marked as not yet verified)
@@ -208,8 +213,8 @@ def repair(
 
 
 def _replies(backend: Backend, conversation: list, config: RepairConfig, round_index: int,
-             record: RoundRecord, code: str, cancel: threading.Event | None = None,
-             ) -> Generator[str, None, None]:  # fmt: skip
+             record: RoundRecord, code: str, unchanged: Callable[[str], bool],
+             cancel: threading.Event | None = None) -> Generator[str, None, None]:  # fmt: skip
     """The round's n replies, in order, each generated only when the loop asks for it.
 
     A backend that decodes one completion after another (llama.cpp on a laptop) is asked for one
@@ -218,15 +223,15 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     is set. Other backends get the whole round as one request, which they batch. The first
     draws' seeds are the same either way. A reply that cannot fix anything is drawn again with
     other seeds: one whose explanation gives a line as its own fix (a streamed one is stopped
-    there) and one whose code changes no definition (`_unchanged`); a batch's are drawn again
-    together, once (`_batched`).
+    there) and one whose code the verifier would reject as unchanged (`unchanged`, given the
+    reply's code); a batch's are drawn again together, once (`_batched`).
     """
     seed = None if config.seed is None else config.seed + round_index * config.n
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
                         max_tokens=config.max_tokens, seed=seed)  # fmt: skip
     current = _definitions(code)
     if not backend.info.sequential:
-        yield from _batched(backend, conversation, sampling, current, config.style, record, cancel)
+        yield from _batched(backend, conversation, sampling, unchanged, config.style, record, cancel)
         return
     redraws = 0
     for index in range(config.n):
@@ -236,14 +241,14 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
         # reply is stopped before its code. It, and a reply whose code came back unchanged anyway
         # (a third to a half of the 0.5B models' candidates on the generated suites, trained or
         # not), is drawn again (other seeds), at most n times a round; the last draws, and every
-        # greedy one (another seed would change nothing), are kept (their code is rejected).
+        # greedy one (another seed would change nothing), are kept and judged as usual.
         while True:
             watch = one.temperature > 0 and redraws < config.n
             text, echoed = _stream_one(backend, conversation, one, current, config.style, record, cancel,
                                        watch_echo=watch and config.style == "explain+refine")  # fmt: skip
             if cancel is not None and cancel.is_set():
                 break
-            if not (echoed or watch and _unchanged(text, current, config.style)):
+            if not (echoed or watch and _unchanged(text, config.style, unchanged)):
                 break
             redraws += 1
             record.redrawn += 1
@@ -254,24 +259,23 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
 _REDRAW_SEED_STEP = 10_007  # redraws' seeds stay clear of every round's own (seed + round * n + i)
 
 
-def _batched(backend: Backend, conversation: list, sampling: Sampling, current: dict[str, str],
+def _batched(backend: Backend, conversation: list, sampling: Sampling, unchanged: Callable[[str], bool],
              style: dialogue.Style, record: RoundRecord, cancel: threading.Event | None,
              ) -> Generator[str, None, None]:  # fmt: skip
     """The round as one request, its replies given in order. A batch cannot be stopped while it
     is written, so its replies that cannot fix anything (`_wasted`) are drawn again afterwards,
     once, in one more request (other seeds) made only when the loop reaches the first of them (a
     fix verified before needs none) and not once cancelled; a redrawn reply wasted again is kept
-    (its unchanged code is rejected as usual). Greedy rounds are not redrawn: another seed would
-    change nothing."""
+    and judged as usual. Greedy rounds are not redrawn: another seed would change nothing."""
     started = time.perf_counter()
     (completions,) = backend.generate([conversation], sampling)
     record.generation_seconds += time.perf_counter() - started
     texts = [c.text for c in completions]
     watch = sampling.temperature > 0
     for index in range(len(texts)):
-        if watch and _wasted(texts[index], current, style) and not (cancel is not None and cancel.is_set()):
+        if watch and _wasted(texts[index], style, unchanged) and not (cancel is not None and cancel.is_set()):
             watch = False  # once a round
-            wasted = [i for i in range(index, len(texts)) if _wasted(texts[i], current, style)]
+            wasted = [i for i in range(index, len(texts)) if _wasted(texts[i], style, unchanged)]
             seed = None if sampling.seed is None else sampling.seed + _REDRAW_SEED_STEP
             started = time.perf_counter()
             (redrawn,) = backend.generate([conversation], replace(sampling, n=len(wasted), seed=seed))
@@ -282,22 +286,20 @@ def _batched(backend: Backend, conversation: list, sampling: Sampling, current: 
         yield texts[index]
 
 
-def _wasted(reply: str, current: dict[str, str], style: dialogue.Style) -> bool:
-    """The reply cannot fix anything: its explanation gives a line as its own fix, or its code
-    changes no definition of the current code."""
+def _wasted(reply: str, style: dialogue.Style, unchanged: Callable[[str], bool]) -> bool:
+    """The reply cannot fix anything: its explanation gives a line as its own fix, or the
+    verifier would reject its code as unchanged."""
     echoes = style == "explain+refine" and dialogue.echoes_a_change(dialogue.before_code(reply)[0])
-    return echoes or _unchanged(reply, current, style)
+    return echoes or _unchanged(reply, style, unchanged)
 
 
-def _unchanged(reply: str, current: dict[str, str], style: dialogue.Style) -> bool:
-    """The reply's code is complete and every definition in it is one of the current code's, as
-    it is (the verifier would reject it: `patching.UNCHANGED`). A reply cut off, without code or
-    whose code defines nothing is not: the verifier's verdict on it says more."""
+def _unchanged(reply: str, style: dialogue.Style, unchanged: Callable[[str], bool]) -> bool:
+    """The reply's code is complete and the verifier would reject it as unchanged. A reply cut
+    off or without code is not: its verdict says more."""
     parsed = dialogue.parse_reply(reply, style=style)
     if isinstance(parsed, dialogue.ParseError) or parsed.truncated:
         return False
-    definitions = _definitions(parsed.code)
-    return bool(definitions) and all(current.get(name) == body for name, body in definitions.items())
+    return unchanged(parsed.code)
 
 
 def _stream_one(backend: Backend, conversation: list, sampling: Sampling, current: dict[str, str],
@@ -450,9 +452,12 @@ class ProblemVerifier:
         self.timeout = timeout
 
     def verify(self, code: str) -> Verdict:
-        if normalise_code(code) == normalise_code(self.problem.code):  # as patching does for projects
+        if self.unchanged(code):  # as patching does for projects
             return Verdict(0, len(self.problem.tests), "rejected", "The code is unchanged: it still fails the tests.")
         return self.run(code)
+
+    def unchanged(self, code: str) -> bool:
+        return normalise_code(code) == normalise_code(self.problem.code)
 
     def run(self, code: str) -> Verdict:
         from ledex.sandbox import run_program

@@ -1,6 +1,7 @@
 """The known fix of a generated bug as a teacher: `ledex-train collect_projects --teacher gold`
-(the editor's project prompt) and `ledex-train collect --model mutants --teacher gold` (LeDex's
-problem prompt, the wrong solutions being mutants of the problem's reference solution).
+(the editor's project prompt) and `ledex-train collect --teacher gold` (LeDex's problem prompt,
+the wrong solutions being mutants of the problem's reference solution, `--model mutants`, or a
+model's own wrong programs, answered with the reference and no invented slip: `problem_reply`).
 
 A generated bug's fix is known: it is the source project's own code, whose tests pass. This teacher
 answers the editor's prompt with that code (the repaired definition alone, rendered the way the
@@ -138,19 +139,30 @@ def problem_reply(
     )
 
 
-_FEW_LINES = 2  # a student's program this close to the reference has a slip, not a wrong approach
-
-
 def _student_cause(task: Task, sample: Sample) -> str:
-    function = task.entry_point or next(iter(patching.find_symbols(sample.code)), "")
+    """Why a model's own wrong program fails, saying no more than is known: when it is one line
+    away from the reference, that line and the function holding it; otherwise, that the program
+    does not do what the task asks (a wrong approach has no one slip to name)."""
+    wrong_code, right_code = _plain(sample.code), _plain(reference(task))
     try:
-        wrong, right = changed_lines(_plain(sample.code), _plain(reference(task)))
+        wrong, right = changed_lines(wrong_code, right_code)
     except ValueError:  # the same lines, other whitespace: nothing to quote
         wrong, right = [], []
-    if (wrong or right) and len(wrong) <= _FEW_LINES and len(right) <= _FEW_LINES:
+    if len(wrong) <= 1 and len(right) <= 1 and (wrong or right):
+        function = _holding(wrong_code, wrong[0]) if wrong else _holding(right_code, right[0])
         return _cause(function, "", wrong, right)
-    where = f"`{function}`" if function else "the program"
+    where = f"`{task.entry_point}`" if task.entry_point else "the program"
     return f"because {where} does not do what the task asks: it is written again below."
+
+
+def _holding(code: str, line: str) -> str:
+    """The name of the function that holds `line` in `code` ("" at module level, or when `code` does
+    not parse: "the program" is then the subject)."""
+    try:
+        symbol = patching.symbol_at(code, code.splitlines().index(line) + 1)
+    except (ValueError, SyntaxError, RecursionError):
+        return ""
+    return symbol.qualname if symbol else ""
 
 
 def _plain(code: str) -> str:

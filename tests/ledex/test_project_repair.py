@@ -166,6 +166,29 @@ def test_a_reply_for_the_wrong_function_is_rejected_not_applied(tmp_path):
     assert verdict.status == "rejected" and "matches no function" in verdict.feedback
 
 
+def test_the_verifier_says_which_replies_change_nothing_before_running_them(tmp_path):
+    """What the loop draws again (`ledex.repair`): a reply whose patched files are the same
+    programs as before, however it is formatted or returned; a real change is run, imports too."""
+    case = _example_case()
+    project = tmp_path / "project"
+    copy_case(case, project)
+    run = run_pytest(project, python=sys.executable)
+    task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
+    assert isinstance(task, project_repair.ProjectTask), task
+    verifier = project_repair.ProjectVerifier(task)
+    source = (project / "inventory" / "stock.py").read_text()
+    remove = source[source.index("    def remove") :]
+    method = "class Inventory:\n" + remove
+    top_level = "\n".join(line[4:] for line in remove.splitlines())  # returned as a function
+    reformatted = method.replace("self.count(product) + quantity", "self.count( product )+quantity  # same")
+    assert all(verifier.unchanged(reply) for reply in (method, top_level, reformatted))
+    fixed = method.replace("self.count(product) + quantity", "self.count(product) - quantity")
+    assert not verifier.unchanged(fixed) and verifier.verify(fixed).ok
+    assert not verifier.unchanged("def unrelated():\n    return 1\n")  # rejected, but not as unchanged
+    with_import = "import math\n\n" + method.replace("+ quantity", "+ quantity * math.prod([1])")
+    assert not verifier.unchanged(with_import)  # a change, with the import it needs
+
+
 def test_a_fix_that_breaks_a_passing_test_is_not_verified(tmp_path):
     case = _example_case()
     project = tmp_path / "project"

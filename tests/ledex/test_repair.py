@@ -263,6 +263,15 @@ def test_a_reply_whose_code_changes_nothing_is_drawn_again():
     assert all(c.verdict.status == "rejected" for c in result.candidates)
 
 
+def test_a_fix_outside_any_function_is_not_taken_for_an_unchanged_reply():
+    """On a problem the whole program is compared: a missing import is a change, and it is run."""
+    problem = Problem("root", "Square root.", ("assert root(9) == 3",), "def root(x):\n    return math.isqrt(x)\n", "root")  # fmt: skip
+    fixed = _reply("`math` is never imported.", "import math\n\n" + problem.code)
+    with LoopbackServer(reply=lambda m, p: fixed) as server, _sequential(server) as backend:
+        result = repair_problem(problem, backend, RepairConfig(n=2, rounds=1, seed=0))
+    assert result.verified and result.rounds[0].redrawn == 0 and len(server.chat_requests) == 1
+
+
 def test_a_batch_draws_its_echoed_replies_again_once():
     """A batched backend (vLLM, a remote API) is not stopped while it writes: the echoed replies
     of its batch are asked for again in one more request, with other seeds, once, each in its
