@@ -8,6 +8,7 @@ real model lives in tests/e2e.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ledex import dialogue
@@ -15,6 +16,7 @@ from ledex import repair as repair_module
 from ledex.models.openai_http import OpenAIBackend
 from ledex.repair import (
     Problem,
+    ProblemVerifier,
     RepairConfig,
     RepairResult,
     RoundRecord,
@@ -32,6 +34,7 @@ PROBLEM = Problem(
     code="def median(xs):\n    xs = sorted(xs)\n    return xs[len(xs) // 2]\n",
     entry_point="median",
 )
+PROBLEM_VERIFIER = ProblemVerifier(PROBLEM)
 RIGHT = "def median(xs):\n    xs = sorted(xs)\n    m = len(xs) // 2\n    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2\n"
 STILL_WRONG = "def median(xs):\n    return sorted(xs)[0]\n"
 
@@ -118,6 +121,11 @@ def test_normalised_code_ignores_formatting_and_comments():
     assert normalise_code("def f(x): return x") != normalise_code("def f(x): return -x")
 
 
+def _by_seed(replies: dict[int, str]) -> Callable[[list, dict], str]:
+    """A scripted model: the reply for each request's seed."""
+    return lambda messages, params: replies[params["seed"]]
+
+
 def _sequential(server: LoopbackServer) -> OpenAIBackend:
     """The loopback backend flagged like llama.cpp: the loop then streams one candidate at a time."""
     backend = OpenAIBackend(server.url, "m")
@@ -183,7 +191,8 @@ def test_cancellation_stops_a_streamed_candidate_mid_reply():
         _sequential(server) as backend,
     ):
         threading.Timer(0.2, lambda: (cancel.set(), gate.set())).start()
-        replies = _replies(backend, conversation, RepairConfig(n=2), 0, RoundRecord(1, ""), PROBLEM.code, cancel)
+        replies = _replies(backend, conversation, RepairConfig(n=2), 0, RoundRecord(1, ""), PROBLEM.code,
+                           PROBLEM_VERIFIER.unchanged, cancel)  # fmt: skip
         text = next(replies)
         replies.close()
     # the stream paused after its first word: the reply stops a word or so later
@@ -245,7 +254,7 @@ def test_a_reply_whose_code_changes_nothing_is_drawn_again():
     for unchanged in (_reply("Sort first.", PROBLEM.code), _reply("Sort first.", reformatted), "```python\n" + PROBLEM.code + "```"):
         replies = {0: unchanged, 10_007: _reply("Even lengths need the mean of the middle two.", RIGHT)}
         for style in ("explain+refine", "refine"):
-            with LoopbackServer(reply=lambda m, p, r=replies: r[0 if p["seed"] == 0 else 10_007]) as server, \
+            with LoopbackServer(reply=_by_seed(replies)) as server, \
                     _sequential(server) as backend:  # fmt: skip
                 result = repair_problem(PROBLEM, backend, RepairConfig(n=2, rounds=1, seed=0, style=style))
             assert result.verified and result.fix.index == 0 and result.rounds[0].redrawn == 1, (unchanged, style)

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -346,15 +347,16 @@ def test_the_gold_teacher_answers_a_models_own_wrong_programs(tmp_path, server, 
     explanation says what failed, and quotes a change only for a program a line or two away from
     the reference. Problems without a reference are refused before anything runs."""
     references = {"add": "def add(a, b):\n    return a + b\n", "mul": "def mul(x, y):\n    product = x * y\n    return product\n"}  # fmt: skip
+    rows: list[dict[str, Any]] = json.loads(json.dumps(PROBLEMS))
     problems = tmp_path / "problems.jsonl"
-    problems.write_text("".join(json.dumps({**p, "reference": references.get(p["id"], "")}) + "\n" for p in PROBLEMS))  # fmt: skip
+    problems.write_text("".join(json.dumps({**p, "reference": references.get(p["id"], "")}) + "\n" for p in rows))  # fmt: skip
     out = tmp_path / "run"
     argv = args(problems, server.url, out, "--teacher", "gold")
     argv[argv.index("--refinements") + 1] = "1"
     assert collect.main(argv) == 2 and not out.exists() and not server.chat_requests
     assert "1 of 3 problems have none (rev)" in capsys.readouterr().err
     references["rev"] = "print(input()[::-1])\n"
-    problems.write_text("".join(json.dumps({**p, "reference": references[p["id"]]}) + "\n" for p in PROBLEMS))  # fmt: skip
+    problems.write_text("".join(json.dumps({**p, "reference": references[p["id"]]}) + "\n" for p in rows))  # fmt: skip
     assert collect.main(argv) == 0
     trajectories = {(t.problem_id, t.wrong_code, t.style): t for t in read_records(out / "trajectories.jsonl", Trajectory)}  # fmt: skip
     assert {k[0] for k in trajectories} == {"add", "mul", "rev"}
