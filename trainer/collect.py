@@ -24,7 +24,7 @@ on a CPU, in minutes:
 
 `--teacher gold` answers a model's own wrong programs too (LeDex's student samples): the reference
 solution after the failing test and what it returned, quoting the change only when the program is
-one or two lines away from the reference (a wrong algorithm gets no invented slip).
+one line away from the reference (a wrong algorithm gets no invented slip).
 
 `--hint reference` is a rationalisation pass for a model teacher: its last turn also shows the
 problem's reference solution (`prompts.reference_hint`), the record keeps the prompt without it

@@ -125,7 +125,7 @@ def problem_reply(
     For a mutant of the reference (`collect --model mutants`, which keeps the operator and the
     function in `sample.sampling`) the explanation names the slip and the line. A model's own wrong
     program (`collect --model embedded:0.5b`, LeDex's student samples) is mostly a wrong algorithm,
-    not a slip: the explanation quotes the change only when it is one or two lines of the program,
+    not a slip: the explanation quotes the change only when the program is one line away from it,
     and otherwise says no more than is known, that the function does not do what the task asks."""
     if not task.reference.strip():
         raise ValueError(f"{task.id} has no reference solution: the gold teacher has no answer")

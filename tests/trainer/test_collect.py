@@ -344,7 +344,7 @@ def test_mutants_answered_by_the_gold_teacher_are_ledex_data_made_without_a_mode
 
 def test_the_gold_teacher_answers_a_models_own_wrong_programs(tmp_path, server, capsys):
     """LeDex's student samples (a model's wrong programs) answered with the reference solution: the
-    explanation says what failed, and quotes a change only for a program a line or two away from
+    explanation says what failed, and quotes a change only for a program one line away from
     the reference. Problems without a reference are refused before anything runs."""
     references = {"add": "def add(a, b):\n    return a + b\n", "mul": "def mul(x, y):\n    product = x * y\n    return product\n"}  # fmt: skip
     rows: list[dict[str, Any]] = json.loads(json.dumps(PROBLEMS))
