@@ -155,13 +155,18 @@ def test_an_unreachable_model_is_a_setup_error(tmp_path):
     assert result.returncode == 2 and "unreachable" in result.stderr
 
 
-def test_a_reply_for_the_wrong_function_is_rejected_not_applied(tmp_path):
-    case = _example_case()
+def _example_task(tmp_path: Path) -> tuple[Path, project_repair.ProjectTask]:
+    """A copy of the example project and the repair task of its first failing test."""
     project = tmp_path / "project"
-    copy_case(case, project)
+    copy_case(_example_case(), project)
     run = run_pytest(project, python=sys.executable)
     task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
     assert isinstance(task, project_repair.ProjectTask), task
+    return project, task
+
+
+def test_a_reply_for_the_wrong_function_is_rejected_not_applied(tmp_path):
+    project, task = _example_task(tmp_path)
     verdict = project_repair.ProjectVerifier(task).verify("def unrelated():\n    return 1\n")
     assert verdict.status == "rejected" and "matches no function" in verdict.feedback
 
@@ -169,12 +174,7 @@ def test_a_reply_for_the_wrong_function_is_rejected_not_applied(tmp_path):
 def test_the_verifier_says_which_replies_change_nothing_before_running_them(tmp_path):
     """What the loop draws again (`ledex.repair`): a reply whose patched files are the same
     programs as before, however it is formatted or returned; a real change is run, imports too."""
-    case = _example_case()
-    project = tmp_path / "project"
-    copy_case(case, project)
-    run = run_pytest(project, python=sys.executable)
-    task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
-    assert isinstance(task, project_repair.ProjectTask), task
+    project, task = _example_task(tmp_path)
     verifier = project_repair.ProjectVerifier(task)
     source = (project / "inventory" / "stock.py").read_text()
     remove = source[source.index("    def remove") :]
@@ -190,12 +190,7 @@ def test_the_verifier_says_which_replies_change_nothing_before_running_them(tmp_
 
 
 def test_a_fix_that_breaks_a_passing_test_is_not_verified(tmp_path):
-    case = _example_case()
-    project = tmp_path / "project"
-    copy_case(case, project)
-    run = run_pytest(project, python=sys.executable)
-    task = project_repair.prepare(project, run, run.failed[0], python=sys.executable)
-    assert isinstance(task, project_repair.ProjectTask), task
+    project, task = _example_task(tmp_path)
     # passes the failing test but no longer raises OutOfStock
     breaking = "def remove(self, product, quantity):\n    self._counts[product] = self.count(product) - quantity\n"
     verdict = project_repair.ProjectVerifier(task).verify(breaking)
