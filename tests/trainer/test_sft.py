@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -184,31 +185,39 @@ def test_bad_input_is_one_clear_line(tmp_path, tiny_model_dir, capsys):
 def test_data_parallel_on_two_cpu_processes(trajectories_file, tiny_model_dir, tmp_path):
     """`torchrun --nproc_per_node 2` (gloo on the CPU): each process takes its share of the batch."""
     import os
-    import signal
     import socket
     import subprocess
     import sys
+
+    import psutil
 
     out = tmp_path / "ddp"
     with socket.socket() as probe:  # a free port: a leftover run on torchrun's default one hangs this
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", port,
         "-m", "trainer.sft",
         *_args(trajectories_file, tiny_model_dir, out, "--max_steps", "2", "--save_steps", "2",
-               "--per_device_train_batch_size", "1"),
+               "--per_device_train_batch_size", "1",
+               # a stuck collective fails with gloo's error instead of waiting its default 30 min
+               "--ddp_timeout", "120"),
     ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    # its own process group: a timeout kills the workers too (killing torchrun alone left a hung
-    # worker behind, and the next run of this test hung beside it)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                          start_new_session=True) as run:  # fmt: skip
+    # one machine: gloo talks over loopback, not over whatever interface the hostname resolves to
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env) as run:  # fmt: skip
         try:
             _, stderr = run.communicate(timeout=300)
         except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            _, stderr = run.communicate()
+            # torchrun starts each worker in a session of its own, so killing torchrun's process
+            # group misses them and they hold the pipes open: kill the whole tree
+            tree = psutil.Process(run.pid)
+            for process in [*tree.children(recursive=True), tree]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+            _, stderr = run.communicate(timeout=60)
             pytest.fail(f"torchrun did not finish in 300 s: {stderr[-3000:]}")
     assert run.returncode == 0, stderr[-3000:]
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
