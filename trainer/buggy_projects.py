@@ -404,11 +404,11 @@ def changed_lines(buggy: str, fixed: str) -> tuple[list[str], list[str]]:
     """The lines of `buggy` that differ from `fixed`, and what they are in `fixed` (one change:
     from the first differing line to the last)."""
     old, new = buggy.splitlines(), fixed.splitlines()
-    a1, a2, b1, b2 = _changed_span(old, new)
+    a1, a2, b1, b2 = changed_span(old, new)
     return old[a1:a2], new[b1:b2]
 
 
-def _changed_span(old_lines: list[str], new_lines: list[str]) -> tuple[int, int, int, int]:
+def changed_span(old_lines: list[str], new_lines: list[str]) -> tuple[int, int, int, int]:
     """(a1, a2, b1, b2): old_lines[a1:a2] became new_lines[b1:b2], from the first differing line
     to the last (one mutation is one change)."""
     opcodes = [
@@ -425,7 +425,7 @@ def _unique_replacement(buggy: str, fixed: str) -> tuple[str, str]:
     """The smallest run of whole lines around the change whose buggy text occurs once in the file,
     and what it becomes in the fixed file."""
     old_lines, new_lines = buggy.splitlines(keepends=True), fixed.splitlines(keepends=True)
-    a1, a2, b1, b2 = _changed_span(old_lines, new_lines)
+    a1, a2, b1, b2 = changed_span(old_lines, new_lines)
     while True:
         old = "".join(old_lines[a1:a2])
         if old and buggy.count(old) == 1:

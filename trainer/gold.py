@@ -31,7 +31,7 @@ from ledex.feedback import shorten
 from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Sampling
 from ledex.models.embedded import DEFAULT_N_CTX
 from ledex.project_repair import ProjectTask, Site, render_code
-from trainer.buggy_projects import BuggyProject, changed_lines
+from trainer.buggy_projects import BuggyProject, changed_lines, changed_span
 from trainer.data import Task
 from trainer.records import Sample
 
@@ -144,23 +144,25 @@ def _student_cause(task: Task, sample: Sample) -> str:
     away from the reference, that line and the function holding it; otherwise, that the program
     does not do what the task asks (a wrong approach has no one slip to name)."""
     wrong_code, right_code = _plain(sample.code), _plain(reference(task))
+    old, new = wrong_code.splitlines(), right_code.splitlines()
     try:
-        wrong, right = changed_lines(wrong_code, right_code)
+        a1, a2, b1, b2 = changed_span(old, new)
     except ValueError:  # the same lines, other whitespace: nothing to quote
-        wrong, right = [], []
-    if len(wrong) <= 1 and len(right) <= 1 and (wrong or right):
-        function = _holding(wrong_code, wrong[0]) if wrong else _holding(right_code, right[0])
-        return _cause(function, "", wrong, right)
+        a1 = a2 = b1 = b2 = 0
+    if a2 - a1 <= 1 and b2 - b1 <= 1 and (a2 > a1 or b2 > b1):
+        # the function at the changed line's own place (its text may recur in another function)
+        function = _holding(wrong_code, a1) if a2 > a1 else _holding(right_code, b1)
+        return _cause(function, "", old[a1:a2], new[b1:b2])
     where = f"`{task.entry_point}`" if task.entry_point else "the program"
     return f"because {where} does not do what the task asks: it is written again below."
 
 
-def _holding(code: str, line: str) -> str:
-    """The name of the function that holds `line` in `code` ("" at module level, or when `code` does
-    not parse: "the program" is then the subject)."""
+def _holding(code: str, index: int) -> str:
+    """The name of the function that holds line `index` (from 0) of `code` ("" at module level, or
+    when `code` does not parse: "the program" is then the subject)."""
     try:
-        symbol = patching.symbol_at(code, code.splitlines().index(line) + 1)
-    except (ValueError, SyntaxError, RecursionError):
+        symbol = patching.symbol_at(code, index + 1)
+    except (ValueError, SyntaxError, RecursionError):  # ValueError: a NUL byte
         return ""
     return symbol.qualname if symbol else ""
 

@@ -80,6 +80,30 @@ def test_a_problem_reply_quotes_the_changed_line_alone_whatever_the_whitespace_o
     assert dialogue.parse_reply(reply).code == reference.strip()
 
 
+def test_a_student_program_one_line_away_names_the_function_at_that_lines_place():
+    """The changed line's text may recur in another function: the explanation names the function
+    where the change is, not the first that holds the same text."""
+    from trainer import gold
+    from trainer.data import Task
+    from trainer.records import Sample
+
+    reference = "def g(x):\n    y = x + 1\n    return y\n\ndef f(x):\n    y = g(x) * 2\n    return y\n"
+    wrong = reference.replace("g(x) * 2", "g(x) * 3")
+    twice = "def g(x):\n    y = x + 1\n    return y\n\ndef f(x):\n    y = x + 1\n    return y\n"
+    task = Task("t/2", "jsonl", "Double g.", ("assert f(1) == 4",), "f", reference=reference)
+
+    def cause(code: str) -> str:
+        sample = Sample(
+            key="t/2/x", problem_id="t/2", source="jsonl", code=code, passed=[False], status="failed",
+            model="embedded:0.5b", feedback="The code fails this test:\nassert f(1) == 4\nf(1) returned 6, expected 4",
+        )  # fmt: skip
+        return gold.problem_reply(task, sample).split("```")[0]
+
+    assert "a bug in `f`" in cause(wrong) and "`y = g(x) * 3` should be `y = g(x) * 2`" in cause(wrong)
+    # the wrong line `y = x + 1` also opens g: the change is in f all the same
+    assert "a bug in `f`" in cause(twice) and "`y = x + 1` should be `y = g(x) * 2`" in cause(twice)
+
+
 def test_a_span_change_quotes_the_wrong_line_then_only_the_tokens_that_differ():
     def change(wrong: str, right: str) -> str:
         return _cause("f", "comparison", [wrong], [right], "span").split(". ", 1)[1]
