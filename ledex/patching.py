@@ -163,10 +163,10 @@ def apply_fix(source: str, fixed_code: str, *, target: str | None = None) -> Pat
             del replacements[name]  # echoed back unchanged: not part of the fix
         else:
             edits.append(edit)
-    if not replacements:
-        return PatchError(UNCHANGED)
     added = _missing_imports(source, reply_tree)
-    if added:
+    if not replacements and not added:
+        return PatchError(UNCHANGED)
+    if added:  # an import alone is a fix: the function as it was, its NameError mended
         edits.append(_import_edit(source, added, newline))
     new_source = _apply_edits(source, edits)
     replaced = tuple(e for e in sorted(replacements, key=lambda n: symbols[n].start_line))

@@ -378,12 +378,17 @@ class ProjectVerifier:
         patches = self.patches(code)
         if isinstance(patches, PatchError):
             return patches.message == patching.UNCHANGED
+        return self._same_programs(patches)
+
+    def _same_programs(self, patches: dict[str, Patch]) -> bool:
         return all(normalise_code(patch.new_source) == normalise_code(self.task.sources[relpath])
                    for relpath, patch in patches.items())  # fmt: skip
 
     def verify(self, code: str) -> Verdict:
         patches = self.patches(code)
         required = (self.task.node_id, *self.task.also_failing, *self.task.previously_passing)
+        if not isinstance(patches, PatchError) and self._same_programs(patches):
+            patches = PatchError(patching.UNCHANGED)  # reformatted only: its run would fail the same way
         if isinstance(patches, PatchError):
             return Verdict(0, len(required), "rejected", f"The fix could not be applied: {patches.message}", required)
         overlay = {relpath: patch.new_source for relpath, patch in patches.items()}

@@ -230,6 +230,10 @@ def _replies(backend: Backend, conversation: list, config: RepairConfig, round_i
     sampling = Sampling(n=config.n, temperature=_temperature(config, round_index),
                         max_tokens=config.max_tokens, seed=seed)  # fmt: skip
     current = _definitions(code)
+    shown = normalise_code(code)
+    # the round's own code sent back is no fix either: after round 1 it is an earlier candidate's
+    # code (its verdict known), which the verifier, comparing with the project, would run again
+    unchanged = _or_shown(unchanged, shown)
     if not backend.info.sequential:
         yield from _batched(backend, conversation, sampling, unchanged, config.style, record, cancel)
         return
@@ -284,6 +288,10 @@ def _batched(backend: Backend, conversation: list, sampling: Sampling, unchanged
                 texts[i] = completion.text
                 record.redrawn += 1
         yield texts[index]
+
+
+def _or_shown(unchanged: Callable[[str], bool], shown: str) -> Callable[[str], bool]:
+    return lambda code: normalise_code(code) == shown or unchanged(code)
 
 
 def _wasted(reply: str, style: dialogue.Style, unchanged: Callable[[str], bool]) -> bool:

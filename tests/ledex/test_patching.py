@@ -236,3 +236,13 @@ def test_definitions_echoed_unchanged_are_not_reported_and_an_identical_reply_is
     assert patch.replaced == ("area",)
     same = apply_fix(SOURCE, "def untouched():\n    return \"same\"\n")
     assert isinstance(same, PatchError) and "identical" in same.message
+
+
+def test_an_import_the_file_lacks_is_a_fix_even_when_the_function_comes_back_unchanged():
+    source = "def root(x):\n    return math.isqrt(x)\n"
+    patch = apply_fix(source, "import math\n\n" + source)
+    assert isinstance(patch, Patch) and patch.added_imports == ("import math",) and patch.replaced == ()
+    assert patch.new_source == "import math\n" + source
+    # an import the file has already, with the function unchanged, is still nothing
+    same = apply_fix("import math\n" + source, "import math\n\n" + source)
+    assert isinstance(same, PatchError) and "identical" in same.message

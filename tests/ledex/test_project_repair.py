@@ -187,6 +187,12 @@ def test_the_verifier_says_which_replies_change_nothing_before_running_them(tmp_
     assert not verifier.unchanged("def unrelated():\n    return 1\n")  # rejected, but not as unchanged
     with_import = "import math\n\n" + method.replace("+ quantity", "+ quantity * math.prod([1])")
     assert not verifier.unchanged(with_import)  # a change, with the import it needs
+    # whatever the loop does with them, such replies are rejected as unchanged without a run
+    runs = len(verifier.runs)
+    for reply in (method, top_level, reformatted):
+        verdict = verifier.verify(reply)
+        assert verdict.status == "rejected" and "identical" in verdict.feedback
+    assert len(verifier.runs) == runs
 
 
 def test_a_fix_that_breaks_a_passing_test_is_not_verified(tmp_path):

@@ -272,6 +272,18 @@ def test_a_reply_whose_code_changes_nothing_is_drawn_again():
     assert all(c.verdict.status == "rejected" for c in result.candidates)
 
 
+def test_a_later_round_draws_again_a_reply_that_sends_back_the_code_it_was_shown():
+    """After round 1 the code shown is an earlier candidate's, whose verdict is known: sent back,
+    it is no fix either (the verifier, comparing with the original, would not call it unchanged)."""
+    replies = {0: _reply("Take the first.", STILL_WRONG), 1: _reply("Take the first, sorted.", STILL_WRONG),
+               10_008: _reply("Even lengths need the mean of the middle two.", RIGHT)}  # fmt: skip
+    with LoopbackServer(reply=_by_seed(replies)) as server, _sequential(server) as backend:
+        result = repair_problem(PROBLEM, backend, RepairConfig(n=1, rounds=2, seed=0))
+    assert result.verified and [r.redrawn for r in result.rounds] == [0, 1]
+    assert [r.body["seed"] for r in server.chat_requests] == [0, 1, 10_008]
+    assert STILL_WRONG.strip() in server.chat_requests[1].body["messages"][1]["content"]
+
+
 def test_a_fix_outside_any_function_is_not_taken_for_an_unchanged_reply():
     """On a problem the whole program is compared: a missing import is a change, and it is run."""
     problem = Problem("root", "Square root.", ("assert root(9) == 3",), "def root(x):\n    return math.isqrt(x)\n", "root")  # fmt: skip
