@@ -20,6 +20,8 @@ import fcntl
 import gzip
 import json
 import os
+import signal
+import threading
 import time
 import warnings
 import zlib
@@ -288,7 +290,7 @@ SNAPSHOT_EVERY_S = 600.0  # how often a long collection run snapshots its folder
 class Snapshots:
     """A long run's copies of its output folder in `data_dir`, to commit (nothing without one):
     the folder is seeded from them before the run, and they are written when due (every
-    `SNAPSHOT_EVERY_S`), at the end, and when the run is stopped with Ctrl-C (not when it is
+    `SNAPSHOT_EVERY_S`), at the end, and when the run is stopped with Ctrl-C or `kill` (not when it is
     killed), so that no finished record stays out of a commit. `names` are the files a snapshot
     holds, the folder's marker (what says "this is written") last; `also` writes what else it
     holds, from `data_dir`."""
@@ -328,17 +330,37 @@ class Snapshots:
 
     @contextlib.contextmanager
     def on_interrupt(self) -> Iterator[None]:
-        """Write a snapshot if the block is stopped with Ctrl-C (records are appended whole, and
-        a torn last line is cut by the next append, so the copy is sound); a snapshot that fails
-        then is a warning, and the interrupt goes on."""
+        """Write a snapshot if the block is stopped with Ctrl-C or `kill` (records are appended
+        whole, and a torn last line is cut by the next append, so the copy is sound); a snapshot
+        that fails then is a warning, and the interrupt goes on."""
         try:
-            yield
+            with _terminate_as_interrupt():
+                yield
         except KeyboardInterrupt:
             try:
                 self.write()
             except Exception as error:  # noqa: BLE001 - the interrupt matters more
                 warnings.warn(f"no snapshot of {self.out} on interrupt: {error}", stacklevel=2)
             raise
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the block as Ctrl-C does. A long run goes in the background (`nohup ... &`),
+    where the shell ignores SIGINT for it, so `kill` is how it is stopped; Python's default for
+    SIGTERM would end it without its last snapshot. Signals reach the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def check_snapshot_kept(out: Path, data_dir: Path, names: Iterable[str]) -> None:

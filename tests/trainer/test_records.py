@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledex.errors import LedexError
+from trainer import records
 from trainer.collect import CollectConfig, Collector
 from trainer.records import FolderInUse, append_jsonl, finished_keys, one_writer, read_jsonl
 
@@ -69,8 +71,6 @@ def test_stages_that_run_generated_code_need_bubblewrap_or_the_users_choice(tmp_
 
 
 def test_snapshots_are_written_when_due_at_the_end_and_on_ctrl_c_and_seed_a_fresh_folder(tmp_path: Path):
-    from trainer import records
-
     out, data = tmp_path / "run", tmp_path / "data"
     append_jsonl(out / "records.jsonl", [{"key": "a"}])
     tables: list[Path] = []
@@ -90,11 +90,38 @@ def test_snapshots_are_written_when_due_at_the_end_and_on_ctrl_c_and_seed_a_fres
     assert not (tmp_path / "none").exists()
 
 
+def test_a_background_run_stopped_with_kill_writes_its_snapshot(tmp_path: Path):
+    """A long run goes in the background, where the shell ignores SIGINT for it: `kill` (SIGTERM)
+    stops it as Ctrl-C does, with its last snapshot."""
+    import signal
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from trainer import records\n"
+        "out, data = Path(sys.argv[1]), Path(sys.argv[2])\n"
+        "snapshots = records.Snapshots(out, data, ['records.jsonl'])\n"
+        "with snapshots.on_interrupt():\n"
+        "    records.append_jsonl(out / 'records.jsonl', [{'key': 'a'}])\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-c", script, str(tmp_path / "run"), str(tmp_path / "data")]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}) as run:  # fmt: skip
+        assert run.stdout.readline().strip() == "ready"
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=30)
+    assert run.returncode != 0 and "KeyboardInterrupt" in stderr
+    fresh = tmp_path / "fresh"
+    records.Snapshots(fresh, tmp_path / "data", ["records.jsonl"]).seed()
+    assert finished_keys(fresh / "records.jsonl") == {"a"}
+
+
 def test_a_snapshot_never_drops_a_record_its_copy_holds(tmp_path: Path):
     """An old output folder resumed beside a snapshot that grew in another folder is refused at
     once (and any snapshot from it too), naming both; a torn last line is no record."""
-    from trainer import records
-
     names = ["records.jsonl", "done.jsonl"]
     old, grown, data = tmp_path / "old", tmp_path / "grown", tmp_path / "data"
     for folder, keys in ((old, ["a"]), (grown, ["a", "b"])):
