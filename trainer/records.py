@@ -290,8 +290,8 @@ SNAPSHOT_EVERY_S = 600.0  # how often a long collection run snapshots its folder
 class Snapshots:
     """A long run's copies of its output folder in `data_dir`, to commit (nothing without one):
     the folder is seeded from them before the run, and they are written when due (every
-    `SNAPSHOT_EVERY_S`), at the end, and when the run is stopped with Ctrl-C or `kill` (not when it is
-    killed), so that no finished record stays out of a commit. `names` are the files a snapshot
+    `SNAPSHOT_EVERY_S`), at the end, and when the run is stopped with Ctrl-C or `kill` (not with
+    `kill -9`), so that no finished record stays out of a commit. `names` are the files a snapshot
     holds, the folder's marker (what says "this is written") last; `also` writes what else it
     holds, from `data_dir`."""
 
