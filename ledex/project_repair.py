@@ -372,23 +372,26 @@ class ProjectVerifier:
                               errors[0] if errors else "the fix changes nothing")  # fmt: skip
         return patches
 
-    def unchanged(self, code: str) -> bool:
-        """Nothing to run: patching refuses the candidate as identical, or every file it patches
-        is the same program as before (formatting and comments do not count)."""
+    def _runnable(self, code: str) -> dict[str, Patch] | PatchError:
+        """The patches `verify` runs, or why there is nothing to run: patching's error, or
+        UNCHANGED when every file it patches is the same program as before (formatting and
+        comments do not count: such a run would fail the same way)."""
         patches = self.patches(code)
         if isinstance(patches, PatchError):
-            return patches.message == patching.UNCHANGED
-        return self._same_programs(patches)
+            return patches
+        if all(normalise_code(patch.new_source) == normalise_code(self.task.sources[relpath])
+               for relpath, patch in patches.items()):  # fmt: skip
+            return PatchError(patching.UNCHANGED)
+        return patches
 
-    def _same_programs(self, patches: dict[str, Patch]) -> bool:
-        return all(normalise_code(patch.new_source) == normalise_code(self.task.sources[relpath])
-                   for relpath, patch in patches.items())  # fmt: skip
+    def unchanged(self, code: str) -> bool:
+        """Nothing to run because the candidate changes nothing (`_runnable`'s UNCHANGED)."""
+        result = self._runnable(code)
+        return isinstance(result, PatchError) and result.message == patching.UNCHANGED
 
     def verify(self, code: str) -> Verdict:
-        patches = self.patches(code)
+        patches = self._runnable(code)
         required = (self.task.node_id, *self.task.also_failing, *self.task.previously_passing)
-        if not isinstance(patches, PatchError) and self._same_programs(patches):
-            patches = PatchError(patching.UNCHANGED)  # reformatted only: its run would fail the same way
         if isinstance(patches, PatchError):
             return Verdict(0, len(required), "rejected", f"The fix could not be applied: {patches.message}", required)
         overlay = {relpath: patch.new_source for relpath, patch in patches.items()}
