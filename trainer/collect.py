@@ -26,6 +26,10 @@ on a CPU, in minutes:
 solution after the failing test and what it returned, quoting the change only when the program is
 one line away from the reference (a wrong algorithm gets no invented slip).
 
+`--shape signature` asks MBPP's problems in HumanEval's shape (`mbpp.as_signature`: the signature,
+a docstring with one example, the asserts hidden from prompts and feedback), so data from MBPP
+train meets the prompt that HumanEval's protocol and a code-first editor send.
+
 `--hint reference` is a rationalisation pass for a model teacher: its last turn also shows the
 problem's reference solution (`prompts.reference_hint`), the record keeps the prompt without it
 (`Trajectory.hint` keeps the hint), and its replies are verified like any others; SFT leaves out
@@ -55,13 +59,14 @@ from typing import Any
 
 from ledex import dialogue
 from ledex.errors import LedexError
+from ledex.feedback import hidden_feedback
 from ledex.models.base import Backend, Completion, Conversation, Sampling
 from ledex.repair import normalise_code
 from ledex.sandbox import isolation
 from ledex.sandbox.programs import Program, ProgramPool, ProgramResult
 from trainer import gold, prompts
 from trainer.buggy_projects import spread
-from trainer.data import SOURCES, Task, load_tasks
+from trainer.data import SOURCES, Task, load_tasks, mbpp
 from trainer.mutants import mutations
 from trainer.records import (
     SAMPLES_FILE,
@@ -92,8 +97,10 @@ MUTANT_TRIES = 3  # mutants run per wanted wrong solution (some are equivalent, 
 _RECORD_SETTINGS = (
     "source", "split", "model", "samples", "temperature", "top_p", "chat", "shots", "teacher",
     "refinements", "refine_temperature", "max_tokens", "seed", "timeout", "shown_tests", "hint",
+    "shape",
 )  # fmt: skip
 HINTS = ("", "reference")
+SHAPES = ("text", "signature")  # --shape: MBPP's own prompt, or HumanEval's (mbpp.as_signature)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -127,6 +134,7 @@ class CollectConfig:
     workers: int | None = field(default=None, metadata=_help("sandbox workers (default: CPU count)"))  # fmt: skip
     timeout: float = field(default=5.0, metadata=_help("seconds for one program and all its tests"))
     shown_tests: int | None = field(default=3, metadata=_help("tests shown in the prompt (all still judge)"))  # fmt: skip
+    shape: str = field(default="text", metadata=_help("MBPP's prompt: 'text' (its description and asserts) or 'signature' (HumanEval's shape: the signature, a docstring with one example, the asserts hidden, also in feedback)"))  # fmt: skip
     n_ctx: int | None = field(default=None, metadata=_help("context window of an embedded model"))
     n_threads: int | None = field(default=None, metadata=_help("CPU threads of an embedded model (default: all; fewer leaves room for the sandbox)"))  # fmt: skip
     progress: bool = field(default=True, metadata=_help("show a progress bar (--no_progress hides it)"))  # fmt: skip
@@ -151,6 +159,10 @@ class CollectConfig:
             raise ValueError(f"--hint must be 'reference' or empty, got {self.hint!r}")
         if self.hint and self.teacher_spec in (gold.TEACHER, MUTANTS):
             raise ValueError(f"--hint is for a model teacher: --teacher {gold.TEACHER} knows the fix already")  # fmt: skip
+        if self.shape not in SHAPES:
+            raise ValueError(f"--shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
+        if self.shape == "signature" and self.source != "mbpp":
+            raise ValueError("--shape signature rewrites MBPP problems: use it with --source mbpp")
         if self.teacher == gold.TEACHER and self.refinements > 1:
             raise ValueError(f"--teacher {gold.TEACHER} has one answer per wrong solution: use --refinements 1")  # fmt: skip
 
@@ -237,7 +249,7 @@ class Collector:
             return
         shots = self._few_shot()
         conversations = [
-            prompts.solve_conversation(t, shots, shown_tests=cfg.shown_tests) for t in tasks
+            prompts.solve_conversation(t, shots, shown_tests=self._shown(t)) for t in tasks
         ]
         sampling = Sampling(
             n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -265,13 +277,13 @@ class Collector:
         settings = {
             "n": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
             "max_tokens": cfg.max_tokens, "chat": cfg.chat, "shots": len(shots),
-            "shown_tests": cfg.shown_tests,
+            "shown_tests": self._shown(tasks[0]),  # a batch is one source: one answer
         }  # fmt: skip
         known = {s.key for task in tasks for s in samples.get(task.id, ())}
         new = [
             Sample(
                 key=key, problem_id=task.id, source=task.source, code=code,
-                passed=result.passed, status=result.status, feedback=result.feedback,
+                passed=result.passed, status=result.status, feedback=self._feedback(task, result),
                 model=cfg.model, sampling=settings, seed=cfg.seed,
             )  # fmt: skip
             for (task, key, code), result in zip(unique, results, strict=True)
@@ -320,7 +332,7 @@ class Collector:
                 settings = {"n": cfg.samples, "operator": mutation.operator, "function": mutation.function}  # fmt: skip
                 new.append(Sample(
                     key=key, problem_id=task.id, source=task.source, code=code,
-                    passed=result.passed, status=result.status, feedback=result.feedback,
+                    passed=result.passed, status=result.status, feedback=self._feedback(task, result),
                     model=MUTANTS, sampling=settings, seed=cfg.seed,
                 ))  # fmt: skip
             marks.append(_ProblemMark(task.id, len(tried), found, 0))
@@ -349,7 +361,7 @@ class Collector:
                         jobs.append((task, sample, style, missing))
         if not jobs:
             return
-        texts = {task.id: prompts.task_text(task, cfg.shown_tests) for task in tasks}
+        texts = {task.id: prompts.task_text(task, self._shown(task)) for task in tasks}
         hints = [prompts.reference_hint(t, style) if cfg.hint else "" for t, _, style, _ in jobs]
         conversations = [
             prompts.with_hint(
@@ -381,7 +393,7 @@ class Collector:
         verdicts = dict(zip(programs, self._verify(list(programs.values())), strict=True))
         settings = {
             "n": cfg.refinements, "temperature": cfg.refine_temperature, "top_p": cfg.top_p,
-            "max_tokens": cfg.max_tokens, "shown_tests": cfg.shown_tests,
+            "max_tokens": cfg.max_tokens, "shown_tests": self._shown(tasks[0]),
         }  # fmt: skip
         records = []
         for task, sample, style, j, text, parsed, hint in pending:
@@ -409,6 +421,17 @@ class Collector:
         done.update(record.key for record in records)
 
     # -- the machinery
+
+    def _shown(self, task: Task) -> int | None:
+        """Tests the prompts about `task` show: none where they stay hidden (HumanEval's shape)."""
+        return 0 if prompts.hides_tests(task) else self.config.shown_tests
+
+    def _feedback(self, task: Task, result: ProgramResult) -> str:
+        """What the refinement turn shows about a wrong solution (`Sample.feedback`): the failing
+        test, or, where tests are hidden, only how the code failed, as `eval` shows HumanEval."""
+        if result.ok or not prompts.hides_tests(task):
+            return result.feedback
+        return hidden_feedback(result.failure, sum(result.passed), len(result.passed))
 
     def _generate(
         self, spec: str, conversations: list[Conversation], sampling: Sampling
@@ -460,7 +483,7 @@ class Collector:
         self.out.mkdir(parents=True, exist_ok=True)
         self.snapshots.seed()
         settings = {n: getattr(self.config, n) for n in _RECORD_SETTINGS}
-        claim_settings(self.out / CONFIG_FILE, settings, defaults={"hint": ""})  # older folders: none
+        claim_settings(self.out / CONFIG_FILE, settings, defaults={"hint": "", "shape": "text"})  # older folders: none
 
     def close(self) -> None:
         if self._pool is not None:
@@ -632,6 +655,13 @@ def collect(config: CollectConfig) -> dict[str, Any]:
     """Run `collect` with `config`; returns Table 1 (also written to the output folder)."""
     config.check()
     tasks = load_tasks(config.source, split=split_of(config), path=config.path, limit=config.limit)
+    if config.shape == "signature":
+        shaped = [mbpp.as_signature(task) for task in tasks]
+        if dropped := [t.id for t, s in zip(tasks, shaped, strict=True) if s is None]:
+            print(f"--shape signature: {len(dropped)} problems have no function to take a signature "
+                  f"from and are left out ({', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''})",
+                  file=sys.stderr)  # fmt: skip
+        tasks = [task for task in shaped if task is not None]
     if not tasks:
         raise LedexError(f"no problems in {config.source} (split {split_of(config)!r})")
     if config.teacher_spec == gold.TEACHER and (missing := [t.id for t in tasks if not t.reference.strip()]):  # fmt: skip

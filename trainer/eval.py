@@ -39,7 +39,7 @@ from ledex.errors import ContextOverflow, LedexError
 from ledex.feedback import hidden_feedback
 from ledex.models.base import Backend, Completion, Conversation, Sampling
 from trainer.data import SOURCES, Task, load_tasks
-from trainer.prompts import solve_conversation, task_text
+from trainer.prompts import hides_tests, solve_conversation, task_text
 from trainer.records import append_jsonl, from_dict, read_jsonl
 from trainer.solve import extract_code, program_for
 
@@ -470,7 +470,7 @@ class _Runner:
     def _shown_tests(self, task: Task) -> int | None:
         """HumanEval keeps its tests hidden (the prompt's docstring has examples), as in its own
         protocol; MBPP shows them, as its standard prompt does. `--show_tests` overrides."""
-        shown = (not task.prompt_code) if self.config.show_tests is None else self.config.show_tests
+        shown = not hides_tests(task) if self.config.show_tests is None else self.config.show_tests
         return None if shown else 0
 
     def _feedback(self, task: Task, verdict: Any) -> str:

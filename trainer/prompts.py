@@ -29,6 +29,13 @@ def task_text(task: Task, shown_tests: int | None = None) -> str:
     return dialogue.problem_task(task.description, tests, task.entry_point)
 
 
+def hides_tests(task: Task) -> bool:
+    """Whether `task`'s tests stay hidden from the model, as in HumanEval's protocol: a task that
+    starts from code (a signature and a docstring with examples) shows no assert, in its first prompt
+    or in feedback (`ledex.feedback.hidden_feedback`); the others show theirs, as MBPP's prompt does."""
+    return bool(task.prompt_code)
+
+
 def solve_conversation(
     task: Task, shots: Sequence[Task] = (), *, shown_tests: int | None = None
 ) -> list[Message]:

@@ -465,3 +465,48 @@ def test_the_reference_hint_reaches_the_teacher_and_never_the_recorded_prompt(tm
 def test_bad_hints_are_usage_errors(tmp_path, capsys, extra, message):
     assert collect.main(["--source", "mbpp", "--path", str(MBPP_DIR), "--output_dir", str(tmp_path / "o"), *extra]) == 2  # fmt: skip
     assert message in capsys.readouterr().err
+
+
+def test_signature_shape_asks_mbpp_as_humaneval_and_hides_its_tests(tmp_path, capsys):
+    """`--shape signature`: MBPP train asked in HumanEval's shape (signature and docstring, no
+    assert), a student's wrong programs answered by the gold teacher, and the refinement prompt as
+    `eval` builds HumanEval's: the feedback says how the code failed, never an assert or a value."""
+    import re
+
+    from ledex.feedback import hidden_feedback
+    from trainer.data import mbpp
+
+    def student(messages, params) -> str:
+        name = re.search(r"named `(\w+)`", messages[0]["content"]).group(1)
+        return fenced(f"def {name}(*args):\n    return None")
+
+    out = tmp_path / "run"
+    argv = [
+        "--source", "mbpp", "--path", str(MBPP_DIR), "--limit", "3", "--teacher", "gold",
+        "--samples", "1", "--refinements", "1", "--shape", "signature", "--workers", "2",
+        "--no_progress", "--output_dir", str(out),
+    ]  # fmt: skip
+    with LoopbackServer(reply=student) as server:
+        model = f"openai:{server.url}#student"
+        assert collect.main([*argv, "--model", model]) == 0
+        asked = [r.body["messages"][0]["content"] for r in server.chat_requests]
+    tasks = {t.id: mbpp.as_signature(t) for t in load_tasks("mbpp", split="train", path=str(MBPP_DIR), limit=3)}  # fmt: skip
+    assert len(asked) == 3 and all("assert" not in text and text.startswith("```python\n") for text in asked)  # fmt: skip
+    assert any("class Pair" in text for text in asked)  # the tests' own class comes with the signature
+    trajectories = list(read_records(out / "trajectories.jsonl", Trajectory))
+    assert len(trajectories) == 3 and all(t.verified for t in trajectories)
+    for t in trajectories:
+        task = tasks[t.problem_id]
+        assert task is not None and t.task == task_text(task, 0) and any(a.startswith(t.task) for a in asked)
+        assert t.feedback == hidden_feedback(None, 0, 3) + " A returned value is wrong."
+        assert f"def {task.entry_point}(*args)" in t.wrong_code  # under the prompt's own classes
+    assert json.loads((out / "config.json").read_text())["shape"] == "signature"
+    assert collect.main([*argv, "--model", model, "--shape", "text"]) == 1  # no resume into it
+    assert "shape='signature' (now 'text')" in capsys.readouterr().err
+
+
+def test_signature_shape_is_for_mbpp(tmp_path, problems, capsys):
+    argv = ["--source", "jsonl", "--path", str(problems), "--shape", "signature", "--output_dir", str(tmp_path / "o")]  # fmt: skip
+    assert collect.main(argv) == 2 and "--source mbpp" in capsys.readouterr().err
+    assert collect.main([*argv[:4], "--shape", "docstring", *argv[6:]]) == 2
+    assert "--shape must be one of text, signature" in capsys.readouterr().err

@@ -81,6 +81,44 @@ def test_mbpp_references_pass_and_a_wrong_solution_fails_in_the_sandbox(mbpp_all
     assert wrong == [False]
 
 
+def test_mbpp_in_humaneval_shape_hides_the_asserts_and_still_runs(mbpp_all, pool):
+    """`mbpp.as_signature`: the signature with the text and the first assert as a doctest, the
+    classes the asserts build before it, no assert in the prompt; the references (assembled as
+    HumanEval's are) pass and a body under the signature runs."""
+    from trainer.solve import program_for
+
+    shaped = [mbpp.as_signature(task) for task in mbpp_all]
+    assert all(task is not None for task in shaped)  # every MBPP reference defines its function
+    by_id = {task.id: task for task in shaped if task is not None}
+    first = by_id["mbpp/602"]
+    assert first.description == first.prompt_code == (
+        "def first_repeated_char(str1):\n"
+        '    """Write a python function to find the first repeated character in a given string.\n'
+        "\n    >>> first_repeated_char('abcabc')\n    'a'\n    \"\"\"\n"
+    )
+    assert prompts.hides_tests(first) and not prompts.hides_tests(mbpp_all[601])
+    text = prompts.task_text(first, 0)
+    assert "assert" not in text and "The function must be named `first_repeated_char`." in text
+    assert by_id["mbpp/601"].description.startswith("class Pair(object):")
+    chosen = [by_id[i] for i in ("mbpp/601", "mbpp/602", "mbpp/367", "mbpp/11", "mbpp/974")]
+    results = pool.run_many([Program(program_for(t, t.reference), t.tests, t.setup) for t in chosen])
+    assert [r.status for r in results] == ["passed"] * len(chosen)
+    body = "for i, c in enumerate(str1):\n    if c in str1[:i]:\n        return c\nreturn 'None'"
+    assert run(pool, first, program_for(first, body)) == [True]
+
+
+def test_mbpp_text_with_quotes_and_backslashes_stays_a_docstring():
+    task = Task("mbpp/1", "mbpp", 'Split on "\\n" and """quotes""".', ("assert f(1) >= 0",), "f",
+                reference="import re\ndef f(x: int) -> int:\n    return x\n")  # fmt: skip
+    shaped = mbpp.as_signature(task)
+    assert shaped is not None and shaped.prompt_code.startswith("def f(x: int) -> int:\n")
+    assert ">>>" not in shaped.prompt_code  # only `f(...) == value` becomes an example
+    namespace: dict = {}
+    exec(shaped.prompt_code + "    pass\n", namespace)  # noqa: S102 - our own generated stub
+    assert namespace["f"].__doc__ == task.description.replace('"""', "'''")
+    assert mbpp.as_signature(Task("mbpp/2", "mbpp", "Sort.", ("assert g() == 1",), "g", reference="g = sorted\n")) is None  # fmt: skip
+
+
 def test_mbpp_sanitized_subset_and_the_default_location(monkeypatch):
     sanitized = mbpp.load("test", str(MBPP_DIR / "sanitized-mbpp.json"))
     assert len(sanitized) == 257

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import os
+import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from trainer.data import Task
 from trainer.data._common import DataError, is_local, read_hub, read_local
-from trainer.pysource import defined_names, parse
+from trainer.pysource import DEFINITIONS, defined_names, parse
 
 HUB_ID = "google-research-datasets/mbpp"
 SPLITS: dict[str, range] = {
@@ -113,3 +115,63 @@ def _called_names(source: str) -> list[str]:
     calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
     calls.sort(key=lambda node: (node.lineno, node.col_offset))  # walk is breadth-first
     return [call.func.id for call in calls if isinstance(call.func, ast.Name)]
+
+
+def as_signature(task: Task) -> Task | None:
+    """`task` in HumanEval's shape, so data made from MBPP train meets HumanEval's prompt: the
+    reference's signature, with the description and the first assert as a `>>>` example in its
+    docstring, and the definitions the asserts name (task 601's `Pair` class) before it. The
+    asserts still judge, hidden: `prompt_code` marks the task as HumanEval-like, so prompts show no
+    test and feedback tells only how the code failed (`trainer.prompts.hides_tests`).
+
+    None when the reference has no top-level function `entry_point` to take the signature from.
+    """
+    tree = parse(task.reference)
+    if tree is None or not task.entry_point:
+        return None
+    function = next(
+        (node for node in tree.body
+         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == task.entry_point),
+        None,
+    )  # fmt: skip
+    if function is None:
+        return None
+    asserts = [test for test in task.tests if isinstance(test, str)]
+    named = {name for test in asserts for name in _names(test)} - {task.entry_point}
+    needed = [
+        ast.unparse(node) for node in tree.body if isinstance(node, DEFINITIONS) and node.name in named
+    ]
+    keyword = "async def" if isinstance(function, ast.AsyncFunctionDef) else "def"
+    returns = f" -> {ast.unparse(function.returns)}" if function.returns else ""
+    # The description goes into a docstring: its backslashes and triple quotes must stay text.
+    text = task.description.replace("\\", "\\\\").replace('"""', "'''")
+    example = _example(asserts[0], task.entry_point) if asserts else ""
+    docstring = f'"""{text}\n{example}"""' if example else f'"""{text}"""'
+    signature = f"{keyword} {function.name}({ast.unparse(function.args)}){returns}:\n"
+    code = "\n\n".join([*needed, signature + textwrap.indent(docstring, "    ") + "\n"])
+    if parse(code) is None:
+        return None
+    return dataclasses.replace(task, description=code, prompt_code=code)
+
+
+def _example(test: str, entry_point: str) -> str:
+    """`assert f(x) == y` as a doctest (`>>> f(x)`, then `y`); "" for any other assert."""
+    tree = parse(test)
+    if tree is None or len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assert):
+        return ""
+    check = tree.body[0].test
+    if not (
+        isinstance(check, ast.Compare)
+        and len(check.ops) == 1
+        and isinstance(check.ops[0], ast.Eq)
+        and isinstance(check.left, ast.Call)
+        and isinstance(check.left.func, ast.Name)
+        and check.left.func.id == entry_point
+    ):
+        return ""
+    return f"\n>>> {ast.unparse(check.left)}\n{ast.unparse(check.comparators[0])}\n"
+
+
+def _names(source: str) -> set[str]:
+    tree = parse(source)
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)} if tree else set()
