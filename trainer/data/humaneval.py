@@ -24,6 +24,7 @@ import os
 import textwrap
 
 from trainer.data import Task
+from trainer.pysource import parse
 
 SPLITS = ("test",)
 
@@ -142,13 +143,6 @@ def split_check(test_code: str, entry_point: str) -> tuple[list[str], str]:
 # --- programs ------------------------------------------------------------------------------------
 
 
-def _parse(code: str) -> ast.Module | None:
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError):
-        return None
-
-
 def _defined(tree: ast.Module) -> set[str]:
     names = set()
     for node in tree.body:
@@ -169,13 +163,13 @@ def assemble(prompt: str, entry_point: str, code: str) -> str:
       prompt's signature and docstring, as in the official harness;
     - if neither parses, the code as given (it fails its tests with a syntax error the model sees).
     """
-    tree = _parse(code)
+    tree = parse(code)
     if tree is not None and entry_point in _defined(tree):
         return _header(prompt, entry_point, tree, code) + code.strip("\n") + "\n"
     body = textwrap.dedent(code).strip("\n")
     if body:
         completed = prompt.rstrip() + "\n" + textwrap.indent(body, "    ") + "\n"
-        if _parse(completed) is not None:
+        if parse(completed) is not None:
             return completed
     return code
 
@@ -184,7 +178,7 @@ def _header(prompt: str, entry_point: str, code_tree: ast.Module, code: str) -> 
     """The prompt's top-level statements before the entry point's definition (imports, helper
     functions such as HumanEval/38's encode_cyclic), less what the code defines or imports
     itself."""
-    prompt_tree = _parse(prompt)
+    prompt_tree = parse(prompt)
     if prompt_tree is None:
         return ""
     lines = prompt.splitlines()
