@@ -428,8 +428,8 @@ class Collector:
 
     def _feedback(self, task: Task, result: ProgramResult) -> str:
         """What the refinement turn shows about a wrong solution (`Sample.feedback`): the failing
-        test, or, where tests are hidden, only how the code failed, as `eval` shows HumanEval."""
-        if result.ok or not prompts.hides_tests(task):
+        test, or, where the prompt shows none, only how the code failed, as `eval` shows HumanEval."""
+        if result.ok or self._shown(task) != 0:
             return result.feedback
         return hidden_feedback(result.failure, sum(result.passed), len(result.passed))
 

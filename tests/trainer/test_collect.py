@@ -510,3 +510,15 @@ def test_signature_shape_is_for_mbpp(tmp_path, problems, capsys):
     assert collect.main(argv) == 2 and "--source mbpp" in capsys.readouterr().err
     assert collect.main([*argv[:4], "--shape", "docstring", *argv[6:]]) == 2
     assert "--shape must be one of text, signature" in capsys.readouterr().err
+
+
+def test_tests_the_prompt_hides_stay_hidden_in_feedback(tmp_path, problems, server):
+    """`--shown_tests 0` on a problem in its own shape: no assert in the prompt, and the recorded
+    feedback (the refinement turn) says only how the code failed."""
+    out = tmp_path / "run"
+    assert collect.main([*args(problems, server.url, out), "--limit", "2", "--shown_tests", "0"]) == 0
+    samples = [s for s in read_records(out / "samples.jsonl", Sample) if not s.correct]
+    assert samples and all(s.feedback.startswith("The code fails ") for s in samples)
+    assert all("assert" not in s.feedback and "add(" not in s.feedback for s in samples)
+    trajectories = list(read_records(out / "trajectories.jsonl", Trajectory))
+    assert trajectories and all("assert" not in t.task + t.feedback for t in trajectories)
