@@ -23,6 +23,7 @@ replies are short (the changed definition only), which is what a CPU can decode 
 from __future__ import annotations
 
 import io
+import re
 import tokenize
 from collections.abc import Generator, Sequence
 
@@ -179,6 +180,9 @@ def reference(task: Task) -> str:
     return code + "\n" if code else ""
 
 
+_HIDDEN = re.compile(r"(The code fails \d+ of \d+ hidden tests)\.(?: (.+))?")
+
+
 def _failure(feedback: str) -> str:
     """What failed, from LeDex's feedback text (`ledex.feedback.format_feedback`): the test and the
     last line of what went wrong (the returned value, or the exception)."""
@@ -190,6 +194,12 @@ def _failure(feedback: str) -> str:
             if found and call in test:
                 detail = f"it{verb}{rest}"
         return f"`{_short(test)}` fails ({_short(detail)})"
+    if lines and (hidden := _HIDDEN.fullmatch(lines[0])):
+        # `ledex.feedback.hidden_feedback`: how many hidden tests fail, then how (never which)
+        head, how = hidden.group(1), [*filter(None, [hidden.group(2)]), *lines[1:]]
+        if how == ["A returned value is wrong."]:
+            return f"{head} (a returned value is wrong)"
+        return f"{head} ({_short(how[-1])})" if how else head
     return f"The code fails ({_short(lines[-1])})" if lines else "The code fails"
 
 

@@ -499,6 +499,7 @@ def test_signature_shape_asks_mbpp_as_humaneval_and_hides_its_tests(tmp_path, ca
         task = tasks[t.problem_id]
         assert task is not None and t.task == task_text(task, 0) and any(a.startswith(t.task) for a in asked)
         assert t.feedback == hidden_feedback(None, 0, 3) + " A returned value is wrong."
+        assert t.explanation.startswith("The code fails 3 of 3 hidden tests (a returned value is wrong) because")  # fmt: skip
         assert f"def {task.entry_point}(*args)" in t.wrong_code  # under the prompt's own classes
     assert json.loads((out / "config.json").read_text())["shape"] == "signature"
     assert collect.main([*argv, "--model", model, "--shape", "text"]) == 1  # no resume into it

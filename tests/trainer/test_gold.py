@@ -104,6 +104,34 @@ def test_a_student_program_one_line_away_names_the_function_at_that_lines_place(
     assert "a bug in `f`" in cause(twice) and "`y = x + 1` should be `y = g(x) * 2`" in cause(twice)
 
 
+def test_hidden_feedback_is_explained_without_inventing_a_test():
+    """Feedback on hidden tests (`collect --shape signature`, HumanEval's protocol) names no assert:
+    the explanation says how many fail and how, in a sentence, not the feedback pasted whole."""
+    from ledex.feedback import hidden_feedback
+    from trainer import gold
+    from trainer.data import Task
+    from trainer.records import Sample
+
+    reference = "def f(xs):\n    return sorted(xs)[0]\n"
+    task = Task("t/3", "jsonl", "Smallest.", ("assert f([2, 1]) == 1",) * 3, "f", reference=reference)
+
+    def explained(feedback: str) -> str:
+        sample = Sample(
+            key="t/3/x", problem_id="t/3", source="jsonl", code="def f(xs):\n    xs.sort()\n    return xs[-1]\n",
+            passed=[False, False, True], status="failed", model="embedded:0.5b", feedback=feedback,
+        )  # fmt: skip
+        return gold.problem_reply(task, sample).split("```")[0].strip()
+
+    wrong_value = hidden_feedback(None, 1, 3) + " A returned value is wrong."
+    assert explained(wrong_value) == (
+        "The code fails 2 of 3 hidden tests (a returned value is wrong) because `f` does not do "
+        "what the task asks: it is written again below."
+    )
+    traceback = "The code fails 3 of 3 hidden tests.\nTraceback (most recent call last):\n  File \"<string>\", line 2, in f\nIndexError: list index out of range"  # fmt: skip
+    assert explained(traceback).startswith("The code fails 3 of 3 hidden tests (IndexError: list index out of range) because")  # fmt: skip
+    assert explained(hidden_feedback(None, 0, 3)).startswith("The code fails 3 of 3 hidden tests because")  # fmt: skip
+
+
 def test_a_span_change_quotes_the_wrong_line_then_only_the_tokens_that_differ():
     def change(wrong: str, right: str) -> str:
         return _cause("f", "comparison", [wrong], [right], "span").split(". ", 1)[1]
