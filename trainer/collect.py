@@ -277,14 +277,13 @@ class Collector:
         settings = {
             "n": cfg.samples, "temperature": cfg.temperature, "top_p": cfg.top_p,
             "max_tokens": cfg.max_tokens, "chat": cfg.chat, "shots": len(shots),
-            "shown_tests": self._shown(tasks[0]),  # a batch is one source: one answer
         }  # fmt: skip
         known = {s.key for task in tasks for s in samples.get(task.id, ())}
         new = [
             Sample(
                 key=key, problem_id=task.id, source=task.source, code=code,
                 passed=result.passed, status=result.status, feedback=self._feedback(task, result),
-                model=cfg.model, sampling=settings, seed=cfg.seed,
+                model=cfg.model, sampling={**settings, "shown_tests": self._shown(task)}, seed=cfg.seed,
             )  # fmt: skip
             for (task, key, code), result in zip(unique, results, strict=True)
             if key not in known  # a rerun after a kill between the two appends below
@@ -393,7 +392,7 @@ class Collector:
         verdicts = dict(zip(programs, self._verify(list(programs.values())), strict=True))
         settings = {
             "n": cfg.refinements, "temperature": cfg.refine_temperature, "top_p": cfg.top_p,
-            "max_tokens": cfg.max_tokens, "shown_tests": self._shown(tasks[0]),
+            "max_tokens": cfg.max_tokens,
         }  # fmt: skip
         records = []
         for task, sample, style, j, text, parsed, hint in pending:
@@ -401,7 +400,7 @@ class Collector:
                 "key": f"{sample.key}/{style}/{j}", "problem_id": task.id, "source": task.source,
                 "task": texts[task.id], "wrong_code": sample.code, "feedback": sample.feedback,
                 "style": style, "reply": text, "teacher": cfg.teacher_spec,
-                "sampling": settings, "seed": cfg.seed, "hint": hint,
+                "sampling": {**settings, "shown_tests": self._shown(task)}, "seed": cfg.seed, "hint": hint,
             }  # fmt: skip
             if isinstance(parsed, dialogue.ParseError):
                 records.append(Trajectory(
@@ -423,7 +422,8 @@ class Collector:
     # -- the machinery
 
     def _shown(self, task: Task) -> int | None:
-        """Tests the prompts about `task` show: none where they stay hidden (HumanEval's shape)."""
+        """Tests the prompts about `task` show: none for a task that starts from code (HumanEval,
+        APPS's starter code, `--shape signature`), as `eval` asks it; else `--shown_tests`."""
         return 0 if prompts.hides_tests(task) else self.config.shown_tests
 
     def _feedback(self, task: Task, result: ProgramResult) -> str:

@@ -100,6 +100,9 @@ def test_mbpp_in_humaneval_shape_hides_the_asserts_and_still_runs(mbpp_all, pool
     text = prompts.task_text(first, 0)
     assert "assert" not in text and "The function must be named `first_repeated_char`." in text
     assert by_id["mbpp/601"].description.startswith("class Pair(object):")
+    # 927's trees are built by hidden setup from the solution's `Node`: the class is shown, and
+    # `max_height(root)` is no example, as `root` is nowhere in the prompt
+    assert by_id["mbpp/927"].description.startswith("class Node:") and ">>>" not in by_id["mbpp/927"].description  # fmt: skip
     chosen = [by_id[i] for i in ("mbpp/601", "mbpp/602", "mbpp/367", "mbpp/11", "mbpp/974")]
     results = pool.run_many([Program(program_for(t, t.reference), t.tests, t.setup) for t in chosen])
     assert [r.status for r in results] == ["passed"] * len(chosen)
@@ -108,14 +111,14 @@ def test_mbpp_in_humaneval_shape_hides_the_asserts_and_still_runs(mbpp_all, pool
 
 
 def test_mbpp_text_with_quotes_and_backslashes_stays_a_docstring():
-    task = Task("mbpp/1", "mbpp", 'Split on "\\n" and """quotes""".', ("assert f(1) >= 0",), "f",
+    task = Task("mbpp/1", "mbpp", 'Split on "\\n" and """quotes"""', ("assert f(1) >= 0",), "f",
                 reference="import re\ndef f(x: int) -> int:\n    return x\n")  # fmt: skip
     shaped = mbpp.as_signature(task)
     assert shaped is not None and shaped.prompt_code.startswith("def f(x: int) -> int:\n")
     assert ">>>" not in shaped.prompt_code  # only `f(...) == value` becomes an example
     namespace: dict = {}
     exec(shaped.prompt_code + "    pass\n", namespace)  # noqa: S102 - our own generated stub
-    assert namespace["f"].__doc__ == task.description.replace('"""', "'''")
+    assert namespace["f"].__doc__.strip() == task.description.replace('"""', "'''")
     assert mbpp.as_signature(Task("mbpp/2", "mbpp", "Sort.", ("assert g() == 1",), "g", reference="g = sorted\n")) is None  # fmt: skip
 
 

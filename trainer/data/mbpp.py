@@ -137,25 +137,28 @@ def as_signature(task: Task) -> Task | None:
     if function is None:
         return None
     asserts = [test for test in task.tests if isinstance(test, str)]
-    named = {name for test in asserts for name in _names(test)} - {task.entry_point}
-    needed = [
-        ast.unparse(node) for node in tree.body if isinstance(node, DEFINITIONS) and node.name in named
-    ]
+    # the classes the asserts, or the setup that builds their inputs (927's trees), construct
+    named = {name for test in [*asserts, task.setup] for name in _names(test)} - {task.entry_point}
+    needed = [node for node in tree.body if isinstance(node, DEFINITIONS) and node.name in named]
     keyword = "async def" if isinstance(function, ast.AsyncFunctionDef) else "def"
     returns = f" -> {ast.unparse(function.returns)}" if function.returns else ""
     # The description goes into a docstring: its backslashes and triple quotes must stay text.
     text = task.description.replace("\\", "\\\\").replace('"""', "'''")
-    example = _example(asserts[0], task.entry_point) if asserts else ""
-    docstring = f'"""{text}\n{example}"""' if example else f'"""{text}"""'
+    known = {task.entry_point, *(node.name for node in needed)}
+    example = _example(asserts[0], task.entry_point, known) if asserts else ""
+    docstring = f'"""{text}\n{example}"""'  # the closing quotes on a line of their own, always
     signature = f"{keyword} {function.name}({ast.unparse(function.args)}){returns}:\n"
-    code = "\n\n".join([*needed, signature + textwrap.indent(docstring, "    ") + "\n"])
+    shown = [ast.unparse(node) for node in needed]
+    code = "\n\n".join([*shown, signature + textwrap.indent(docstring, "    ") + "\n"])
     if parse(code) is None:
         return None
     return dataclasses.replace(task, description=code, prompt_code=code)
 
 
-def _example(test: str, entry_point: str) -> str:
-    """`assert f(x) == y` as a doctest (`>>> f(x)`, then `y`); "" for any other assert."""
+def _example(test: str, entry_point: str, known: set[str]) -> str:
+    """`assert f(x) == y` as a doctest (`>>> f(x)`, then `y`), where `f` is `entry_point` and the
+    call names nothing but `known` and builtins (927's `root` is built by hidden setup); "" for any
+    other assert."""
     tree = parse(test)
     if tree is None or len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assert):
         return ""
@@ -168,6 +171,9 @@ def _example(test: str, entry_point: str) -> str:
         and isinstance(check.left.func, ast.Name)
         and check.left.func.id == entry_point
     ):
+        return ""
+    called = {node.id for node in ast.walk(check.left) if isinstance(node, ast.Name)}
+    if any(not (name in known or hasattr(builtins, name)) for name in called):
         return ""
     return f"\n>>> {ast.unparse(check.left)}\n{ast.unparse(check.comparators[0])}\n"
 
