@@ -59,7 +59,6 @@ from typing import Any
 
 from ledex import dialogue
 from ledex.errors import LedexError
-from ledex.feedback import hidden_feedback
 from ledex.models.base import Backend, Completion, Conversation, Sampling
 from ledex.repair import normalise_code
 from ledex.sandbox import isolation
@@ -427,11 +426,9 @@ class Collector:
         return 0 if prompts.hides_tests(task) else self.config.shown_tests
 
     def _feedback(self, task: Task, result: ProgramResult) -> str:
-        """What the refinement turn shows about a wrong solution (`Sample.feedback`): the failing
-        test, or, where the prompt shows none, only how the code failed, as `eval` shows HumanEval."""
-        if result.ok or self._shown(task) != 0:
-            return result.feedback
-        return hidden_feedback(result.failure, sum(result.passed), len(result.passed))
+        """What the refinement turn shows about a wrong solution (`Sample.feedback`), by the rule
+        `eval` follows (`prompts.refinement_feedback`)."""
+        return prompts.refinement_feedback(result, self._shown(task))
 
     def _generate(
         self, spec: str, conversations: list[Conversation], sampling: Sampling

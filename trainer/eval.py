@@ -36,10 +36,9 @@ from typing import Any
 
 from ledex import dialogue
 from ledex.errors import ContextOverflow, LedexError
-from ledex.feedback import hidden_feedback
 from ledex.models.base import Backend, Completion, Conversation, Sampling
 from trainer.data import SOURCES, Task, load_tasks
-from trainer.prompts import hides_tests, solve_conversation, task_text
+from trainer.prompts import hides_tests, refinement_feedback, solve_conversation, task_text
 from trainer.records import append_jsonl, from_dict, read_jsonl
 from trainer.solve import extract_code, program_for
 
@@ -475,10 +474,8 @@ class _Runner:
 
     def _feedback(self, task: Task, verdict: Any) -> str:
         """What a refinement turn shows: the failing test where the first prompt showed the tests,
-        else only what failed (`ledex.feedback.hidden_feedback`), so no hidden test leaks."""
-        if verdict.ok or self._shown_tests(task) is None:
-            return verdict.feedback
-        return hidden_feedback(verdict.failure, sum(verdict.passed), len(verdict.passed))
+        else only how the code failed (`prompts.refinement_feedback`, the rule `collect` records)."""
+        return refinement_feedback(verdict, self._shown_tests(task))
 
     def _sample_records(
         self, tasks: list[Task], replies: list[Any], start: int, count: int, sampling: Sampling

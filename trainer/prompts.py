@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ledex import dialogue
+from ledex.feedback import hidden_feedback
 from ledex.models.base import Message
+from ledex.sandbox.programs import ProgramResult
 from trainer.data import Task
 
 SOLVE_INSTRUCTION = "Write the complete solution in one ```python block."
@@ -34,6 +36,15 @@ def hides_tests(task: Task) -> bool:
     starts from code (a signature and a docstring with examples) shows no assert, in its first prompt
     or in feedback (`ledex.feedback.hidden_feedback`); the others show theirs, as MBPP's prompt does."""
     return bool(task.prompt_code)
+
+
+def refinement_feedback(result: ProgramResult, shown_tests: int | None) -> str:
+    """What a refinement turn shows about a wrong program: the failing test where the first prompt
+    showed tests, else only how the code failed (`ledex.feedback.hidden_feedback`), so no hidden
+    test leaks. One rule for the data `collect` records and the turns `eval` asks."""
+    if result.ok or shown_tests != 0:
+        return result.feedback
+    return hidden_feedback(result.failure, sum(result.passed), len(result.passed))
 
 
 def solve_conversation(
