@@ -474,7 +474,7 @@ def build_trainer(
 def run(
     script_args: RLScriptArguments, training_args: LedexGRPOConfig, explicit: set[str]
 ) -> dict[str, Any]:
-    from trainer.sft import checkpoint_to_resume, write_run_info
+    from trainer.sft import checkpoint_to_resume, finish, write_run_info
 
     prepared = build_trainer(script_args, training_args, explicit)
     trainer = prepared.trainer
@@ -537,8 +537,7 @@ def run(
             + f", saved to {training_args.output_dir}"
         )
         say(f"next: ledex-train export --run {training_args.output_dir}")
-    if hasattr(trainer, "end"):
-        trainer.end()
+    finish(trainer)
     return info
 
 

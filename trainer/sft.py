@@ -28,6 +28,7 @@ The output folder holds the adapter (or the full model), the tokenizer, and `led
 
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -269,6 +270,25 @@ def checkpoint_to_resume(script_args: AdaptationArguments, training_args: Any) -
     return None
 
 
+def finish(trainer: Any) -> None:
+    """End the run: the trackers, then the process group. In a launched process (torchrun,
+    `accelerate launch`), the process exits here, once every process has got this far.
+
+    Why exit rather than return: once the trainer is freed, the DDP reducer's gloo process group
+    joins its worker threads while the freeing thread holds the GIL, and a worker still releasing
+    a finished collective waits for that GIL, so the process hangs after a run that succeeded
+    (torch 2.13 on the CPU: one run in two in a loop of the two-process test, and once in CI).
+    `os._exit` frees nothing; the adapter and `ledex-run.json` are written before it."""
+    distributed = trainer.accelerator.num_processes > 1
+    if distributed:
+        trainer.accelerator.wait_for_everyone()  # the main process has written the run's files
+    trainer.end()
+    if distributed:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 def write_run_info(output_dir: str | Path, info: dict[str, Any]) -> Path:
     """`ledex-run.json`: the base model and what was trained (read by `ledex-train export`)."""
     path = Path(output_dir) / RUN_INFO
@@ -326,8 +346,7 @@ def run(script_args: SFTScriptArguments, training_args: LedexSFTConfig, explicit
             f"saved to {training_args.output_dir}"
         )
         say(f"next: ledex-train export --run {training_args.output_dir}")
-    if hasattr(trainer, "end"):
-        trainer.end()
+    finish(trainer)
     return info
 
 

@@ -225,6 +225,8 @@ def test_data_parallel_on_two_cpu_processes(trajectories_file, tiny_model_dir, t
     assert [e["epoch"] for e in state["log_history"] if "loss" in e] == [0.5, 1.0]
     assert stderr.count("ledex-train sft: done") == 1  # only the main process reports
     assert (out / "adapter_model.safetensors").is_file()
+    # written by the main process before every process leaves (`sft.finish` exits there)
+    assert json.loads((out / sft.RUN_INFO).read_text())["global_step"] == 2
 
 
 def test_accelerate_configs_are_valid():
