@@ -87,8 +87,9 @@ def record_key(record: dict[str, Any]) -> tuple:
     return tuple(record.get(name) for name in KEY_FIELDS)
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSONL file (none if it does not exist); a torn last line is ignored."""
+def read_records(path: Path, kind: str = "test") -> list[dict[str, Any]]:
+    """The records of a JSONL file (none if it does not exist): the objects with a `kind` field
+    (a test's, or a project's in benchmarks/fix_projects.py); a torn last line is ignored."""
     if not path.is_file():
         return []
     records = []
@@ -100,7 +101,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue  # e.g. the last line of a run killed mid-write
-        if isinstance(record, dict) and "test" in record:
+        if isinstance(record, dict) and kind in record:
             records.append(record)
     return records
 
@@ -468,27 +469,10 @@ def repair_one(
 # --- the command ----------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=(__doc__ or "").splitlines()[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_case_selection(parser: argparse.ArgumentParser) -> None:
+    """The options that pick the cases (a suite, names, a limit) and time their test runs; shared
+    with benchmarks/fix_projects.py, so that both measure the same projects."""
     add = parser.add_argument
-    add("--models", nargs="+", default=["embedded:0.5b", "embedded"], help="model specs")
-    add(
-        "--styles",
-        nargs="+",
-        default=["explain+refine", "refine"],
-        choices=["explain+refine", "refine", "anchor"],
-        help="the loop's prompt styles; anchor: one plain prompt with pytest's report and the "
-        "project's files, one greedy reply pasted back, no loop (benchmarks/anchor.py); it always "
-        "runs as 1 round",
-    )
-    add("--rounds-list", nargs="+", type=int, default=[1, 3], help="rounds per configuration")
-    add("-n", type=int, default=4, help="candidates per round (default: %(default)s, as `ledex fix`)")
-    add("--seed", type=int, default=0)
-    add("--temperature", type=float, default=0.6)
-    add("--max-tokens", type=int, default=1024)
     add(
         "--cases",
         nargs="+",
@@ -516,6 +500,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(trainer/project_shapes.py: function, method, async, helper-module); another set of "
         "shapes is another suite",
     )
+    add("--cases-root", type=Path, default=None, help=argparse.SUPPRESS)
+    add("--timeout", type=float, default=60.0, help="seconds per pytest run")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--models", nargs="+", default=["embedded:0.5b", "embedded"], help="model specs")
+    add(
+        "--styles",
+        nargs="+",
+        default=["explain+refine", "refine"],
+        choices=["explain+refine", "refine", "anchor"],
+        help="the loop's prompt styles; anchor: one plain prompt with pytest's report and the "
+        "project's files, one greedy reply pasted back, no loop (benchmarks/anchor.py); it always "
+        "runs as 1 round",
+    )
+    add("--rounds-list", nargs="+", type=int, default=[1, 3], help="rounds per configuration")
+    add("-n", type=int, default=4, help="candidates per round (default: %(default)s, as `ledex fix`)")
+    add("--seed", type=int, default=0)
+    add("--temperature", type=float, default=0.6)
+    add("--max-tokens", type=int, default=1024)
+    add_case_selection(parser)
     add(
         "--report",
         action="store_true",
@@ -529,8 +539,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also print each configuration's ratios to this one (measured in the same file): "
         "verified tests, fixed cases, p50 seconds per fix, e.g. --baseline 'embedded anchor'",
     )
-    add("--cases-root", type=Path, default=None, help=argparse.SUPPRESS)
-    add("--timeout", type=float, default=60.0, help="seconds per pytest run")
     add(
         "--no-derive",
         dest="derive",
