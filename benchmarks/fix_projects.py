@@ -86,18 +86,22 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
     seconds = time.perf_counter() - started
     overlay = {relpath: file.new for relpath, file in result.files.items()}
     # the check: every test of the project, not only the ones the workflow verified
-    check = run_pytest(prepared.project, (), overlay=overlay, python=config.python,
-                       timeout=config.timeout)  # fmt: skip
-    passing = [node for node in failing if check.passes([node])] if overlay else []
+    check = (
+        run_pytest(
+            prepared.project, (), overlay=overlay, python=config.python, timeout=config.timeout
+        )
+        if overlay
+        else None
+    )
     results = [t.result for t in result.tests if t.result is not None]
     record |= {
         "claimed": result.all_fixed,
-        "fixed": bool(overlay) and check.passes(),
-        "tests_fixed": len(passing),
+        "fixed": check is not None and check.passes(),
+        "tests_fixed": sum(1 for node in failing if check and check.passes([node])),
         "statuses": {t.test: t.status for t in result.tests},
         "included": result.included,
         "notes": result.notes,
-        "check": check.status if check.status != "ok" else f"{len(check.failed)} failed",
+        "check": _outcome(check),
         "seconds": round(seconds, 3),
         "check_seconds": round(time.perf_counter() - started - seconds, 3),
         "generation_seconds": round(sum(r.generation_seconds for r in results), 3),
@@ -107,6 +111,13 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
         "diff": _clip(result.diff()),
     }
     return record
+
+
+def _outcome(check: Any) -> str:
+    """The check's run in a few words: "no fix offered", "2 failed", or why it did not complete."""
+    if check is None:
+        return "no fix offered"
+    return f"{len(check.failed)} failed" if check.status == "ok" else check.status
 
 
 # --- the report ----------------------------------------------------------------------------------
