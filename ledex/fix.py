@@ -230,8 +230,21 @@ class FixResult:
     seconds: float = 0.0
 
     @property
+    def fixed_tests(self) -> list[str]:
+        """The failing tests that pass with `files`: their own verified fix, or the fix of the
+        test that fixes them, is in the combination verified together (a verified fix left out of
+        it fixes nothing the user gets)."""
+        included = set(self.included)
+        return [
+            t.test
+            for t in self.tests
+            if (t.status == "verified" and t.test in included)
+            or (t.status == "fixed_by" and t.fixed_by in included)
+        ]
+
+    @property
     def all_fixed(self) -> bool:
-        return bool(self.tests) and all(t.status in ("verified", "fixed_by") for t in self.tests)
+        return bool(self.tests) and len(self.fixed_tests) == len(self.tests)
 
     def diff(self) -> str:
         return "".join(f.diff() for _, f in sorted(self.files.items()))

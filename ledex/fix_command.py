@@ -263,8 +263,7 @@ def _report(
         console.print(f"wrote {relpath}", highlight=False, soft_wrap=True)
     if refused:
         console.print(f"[red]refused:[/red] {refused}", highlight=False, soft_wrap=True)
-    fixed = sum(1 for t in result.tests if t.status in ("verified", "fixed_by"))
-    console.rule(f"{fixed} of {len(result.tests)} failing tests fixed and verified in {seconds:.1f}s"
+    console.rule(f"{len(result.fixed_tests)} of {len(result.tests)} failing tests fixed and verified in {seconds:.1f}s"
                  + ("" if args.apply or not result.files else " (run with --apply to write them)"))  # fmt: skip
 
 

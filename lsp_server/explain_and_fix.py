@@ -247,9 +247,8 @@ def _outcome(
     if changes is None:
         return "stale"
     included = [t for t in result.tests if t.test in result.included]
-    fixed = [
-        node for t in result.tests if t.test in result.included or t.fixed_by for node in [t.test]
-    ]
+    # a test fixed by another test's fix counts only if that fix made it into the combination
+    fixed = [t.test for t in result.tests if t.test in result.included or t.fixed_by in result.included]
     partial = [t for t in included if t.status == "partial"]
     first = included[0].fix
     explanation = one_line((first.explanation if first else "") or "") or "fix"

@@ -184,6 +184,8 @@ def test_a_fix_that_breaks_another_fix_is_left_out_of_the_combination(tmp_path):
     assert result.included == ["tests/test_two.py::test_double"]
     assert any("test_half does not verify together" in note for note in result.notes)
     assert "return x * 2" in result.files["marks/two.py"].new
+    # `ledex fix` must not say every test is fixed: with the offered files test_half still fails
+    assert result.fixed_tests == ["tests/test_two.py::test_double"] and not result.all_fixed
 
 
 def test_an_earlier_result_for_the_same_files_is_reused_without_the_model(tmp_path):
