@@ -54,12 +54,18 @@ from benchmarks.repair import (
 KEY_FIELDS = ("model", "n", "rounds", "seed", "project")
 HEADER = (
     "model", "n x rounds", "fixed projects", "tests fixed", "p50 s/project", "p90 s/project",
-    "p50 s/fixed", "candidates/project", "gen", "disagreements",
+    "p50 s/fixed", "candidates/project", "gen", "errors", "disagreements",
 )  # fmt: skip
 
 
 def record_key(record: dict[str, Any]) -> tuple:
     return tuple(record.get(name) for name in KEY_FIELDS)
+
+
+def latest(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per key, the last written: a project that failed with an error (the model's
+    server gone, say) is run again on resume, and its new record replaces the old one."""
+    return list({record_key(r): r for r in records}.values())
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -137,6 +143,7 @@ class Row:
     p50_fixed: float | None
     p50_candidates: float | None
     generation_share: float
+    errors: int  # projects the workflow raised on (counted as not fixed)
     disagreements: int  # claimed fixed by the workflow, not passing the check (or the reverse)
 
 
@@ -160,6 +167,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[Row]:
             p50_fixed=percentile((r["seconds"] for r in group if r["fixed"]), 50),
             p50_candidates=percentile((r.get("candidates", 0) for r in group), 50),
             generation_share=sum(r.get("generation_seconds", 0.0) for r in group) / total if total else 0.0,
+            errors=sum(1 for r in group if r["error"]),
             disagreements=sum(1 for r in group if bool(r["claimed"]) != bool(r["fixed"])),
         ))  # fmt: skip
     return rows
@@ -181,6 +189,7 @@ def table_rows(rows: Sequence[Row]) -> list[list[str]]:
             _seconds(row.p50_fixed),
             _seconds(row.p50_candidates),
             f"{row.generation_share:.0%}",
+            str(row.errors),
             str(row.disagreements),
         ]
         for row in rows
@@ -315,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("no case matches --cases/--limit")
         return 2
     selected = {case.name for case in cases}
-    records = read_records(args.out, kind="project")
+    records = latest(read_records(args.out, kind="project"))
     if args.report:
         shown = [r for r in records if r["project"] in selected and (r["n"], r["rounds"], r["seed"])
                  == (args.n, args.rounds, args.seed)]  # fmt: skip
@@ -327,11 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_report(console, shown, extra)
         return 0
     _prepare_output(args.out)
-    done = {record_key(r) for r in records}
+    done = {record_key(r) for r in records if not r["error"]}  # errors are tried again
     err.print(f"{len(cases)} projects, models {' '.join(args.models)}, n={args.n}, rounds={args.rounds}, "
               f"seed={args.seed}; writing {args.out}")  # fmt: skip
     new = run_models(args, cases, done, err)
-    shown = [r for r in records + new if r["project"] in selected and r["model"] in args.models
+    shown = [r for r in latest(records + new) if r["project"] in selected and r["model"] in args.models
              and (r["n"], r["rounds"], r["seed"]) == (args.n, args.rounds, args.seed)]  # fmt: skip
     print_report(console, shown, ratio_lines(shown, args.baseline) if args.baseline else [])
     console.print(f"per-project results: {args.out}", highlight=False)

@@ -304,7 +304,8 @@ def fix_tests(
             result.cancelled = True
             break
         for other in done.fixed:
-            covered.setdefault(other, node_id)
+            # the fix that is offered: a test that reused another's fix points to that one
+            covered.setdefault(other, done.fixed_by or node_id)
         notify(TestDone(node_id, done.status))
     if not result.cancelled:
         _combine(result, config, notify, stopped)

@@ -178,7 +178,7 @@ def as_json(
             source = entries.get(fixing.fixed_by, {})
             entry |= {key: source[key] for key in ("explanation", "diff", "files") if key in source}
             entry["verified"] = True
-        entry["included"] = fixing.test in result.included or bool(fixing.fixed_by)
+        entry["included"] = fixing.test in result.included or fixing.fixed_by in result.included
         entry["cached"] = fixing.cached
         entries[fixing.test] = entry
     data = {
@@ -233,7 +233,10 @@ def _report(
             console.print(f"[yellow]not repaired:[/yellow] {fixing.skipped}")
             continue
         if fixing.fixed_by:
-            console.print(f"[green]fixed by the fix for {fixing.fixed_by}[/green]")
+            if fixing.fixed_by in result.included:
+                console.print(f"[green]fixed by the fix for {fixing.fixed_by}[/green]")
+            else:
+                console.print(f"[yellow]the fix for {fixing.fixed_by} fixes it, but was left out[/yellow]")
             continue
         repair = fixing.result
         if repair is None:

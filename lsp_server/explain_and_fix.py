@@ -261,7 +261,7 @@ def _outcome(
             f"ledex: {explanation}" if len(fixed) == 1 else f"ledex: fix {len(fixed)} failing tests"
         )
         what = "verified fix"
-    left = [t.test for t in result.tests if t.status not in ("verified", "fixed_by", "partial")]
+    left = [t.test for t in result.tests if t.test not in fixed]
     others = notes + result.notes + [f"no verified fix for {node}" for node in left]
     message = "; ".join([f"{what} for {', '.join(fixed)}", *others])
     return FixOutcome(workspace_edit(changes, ls.session.features.document_changes), label, message,

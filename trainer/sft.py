@@ -28,6 +28,7 @@ The output folder holds the adapter (or the full model), the tokenizer, and `led
 
 
 import json
+import logging
 import os
 import sys
 import time
@@ -271,19 +272,25 @@ def checkpoint_to_resume(script_args: AdaptationArguments, training_args: Any) -
 
 
 def finish(trainer: Any) -> None:
-    """End the run: the trackers, then the process group. In a launched process (torchrun,
-    `accelerate launch`), the process exits here, once every process has got this far.
+    """End the run: the trackers, then the process group. In a run of several processes (torchrun,
+    `accelerate launch`), each process exits here, once every process has got this far.
 
     Why exit rather than return: once the trainer is freed, the DDP reducer's gloo process group
     joins its worker threads while the freeing thread holds the GIL, and a worker still releasing
     a finished collective waits for that GIL, so the process hangs after a run that succeeded
     (torch 2.13 on the CPU: one run in two in a loop of the two-process test, and once in CI).
-    `os._exit` frees nothing; the adapter and `ledex-run.json` are written before it."""
+    `os._exit` frees nothing; the adapter and `ledex-run.json` are written before it, and what
+    exit hooks would have done is done here (wandb's run, which its callback leaves to atexit, and
+    the logging handlers)."""
     distributed = trainer.accelerator.num_processes > 1
     if distributed:
         trainer.accelerator.wait_for_everyone()  # the main process has written the run's files
     trainer.end()
     if distributed:
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and getattr(wandb, "run", None) is not None:
+            wandb.finish()
+        logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -100,6 +100,7 @@ def test_the_check_does_not_take_the_workflows_word(tmp_path, monkeypatch):
             project,
             claimed,
             files={relpath: fix.FileFix(relpath, original, original + "\n# fixed\n")},
+            included=[tests[0].node_id],
         )
 
     monkeypatch.setattr(fix, "fix_tests", forged)
@@ -117,3 +118,21 @@ def test_parse_args_defaults_are_ledex_fix_s(tmp_path):
         bench.parse_args(["--rounds", "0"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--report", "--out", str(tmp_path / "missing.jsonl")])
+
+
+def test_a_project_that_raised_is_run_again_and_its_new_record_wins():
+    key = {"model": "m", "n": 4, "rounds": 3, "seed": 0, "project": "p"}
+    failed = {**key, "failing": ["t::a"], "claimed": False, "fixed": False, "tests_fixed": 0,
+              "error": "fix_tests raised ConnectionError()", "seconds": 1.0}  # fmt: skip
+    again = {
+        **failed,
+        "error": None,
+        "fixed": True,
+        "claimed": True,
+        "tests_fixed": 1,
+        "seconds": 9.0,
+    }
+    assert bench.latest([failed]) == [failed] and bench.latest([failed, again]) == [again]
+    (row,) = bench.summarize([failed])
+    assert (row.fixed, row.errors) == (0, 1)
+    assert bench.table_rows([row])[0][-2:] == ["1", "0"]  # errors, disagreements

@@ -342,3 +342,44 @@ def test_a_cached_fix_that_no_longer_verifies_is_not_offered(tmp_path):
         again = run_fix(project, server, tests=[CASE_A], n=1, cache=cache)
         assert len(server.chat_requests) == asked + 1 and not again.tests[0].cached
     assert again.files == first.files
+
+
+CALLS = """def double(x):
+    return x + 2
+
+
+def scaled(x):
+    return double(x) * 10
+"""
+CALLS_TESTS = """import pytest
+
+from marks.calls import double, scaled
+
+
+def test_double():
+    assert double(3) == 6
+
+
+@pytest.mark.parametrize("x", [1, 3])
+def test_scaled(x):
+    assert scaled(x) == 20 * x
+"""
+
+
+def test_a_test_fixed_through_a_reused_fix_counts_as_fixed_by_the_offered_one(tmp_path):
+    """test_double's fix is offered; test_scaled[1] reuses it (no model asked) and its group brings
+    test_scaled[3] along: both point to the offered fix, so every test counts as fixed."""
+    project = make_project(tmp_path, {"marks/calls.py": CALLS, "tests/test_calls.py": CALLS_TESTS})
+    fixed = "def double(x):\n    return x * 2\n"
+    with scripted([("It adds two instead of doubling.", fixed)]) as server:
+        result = run_fix(project, server, n=1)
+        asked = len(server.chat_requests)
+    statuses = {t.test.rsplit("::", 1)[1]: (t.status, t.fixed_by) for t in result.tests}
+    double = "tests/test_calls.py::test_double"
+    assert statuses == {
+        "test_double": ("verified", ""),
+        "test_scaled[1]": ("fixed_by", double),
+        "test_scaled[3]": ("fixed_by", double),
+    }
+    assert asked == 1 and result.included == [double]
+    assert len(result.fixed_tests) == 3 and result.all_fixed and passes_with(project, result)
