@@ -506,11 +506,13 @@ def _progress(
 def _combine(
     result: FixResult, config: FixConfig, notify: OnEvent, stopped: Callable[[], bool]
 ) -> None:
-    """`result.files`: the offered fixes applied one after the other, verified together. A fix
-    that breaks the combination is left out (noted) and the rest kept."""
+    """`result.files`: the offered fixes applied one after the other, verified together with the
+    tests they fix, those of other tests (`fixed_by`) included. A fix that breaks the combination
+    is left out (noted) and the rest kept."""
     offered = [
         t for t in result.tests if t.fix is not None and t.task is not None and not t.fixed_by
     ]
+    riders = [t for t in result.tests if t.fixed_by]
     if not offered:
         return
     if len(offered) == 1:  # its own verification ran exactly this
@@ -521,7 +523,7 @@ def _combine(
             result.notes.append(f"the fix for {offered[0].test} no longer applies")
         return
     notify(VerifyingTogether(tuple(t.test for t in offered)))
-    if _verify_together(offered, config):
+    if _verify_together(offered, config, riders):
         result.files, result.included = compose(offered) or {}, [t.test for t in offered]
         return
     kept: list[TestFix] = []
@@ -529,7 +531,7 @@ def _combine(
         if stopped():
             result.cancelled = True
             return
-        if not kept or _verify_together([*kept, fixing], config):
+        if not kept or _verify_together([*kept, fixing], config, riders):
             kept.append(fixing)
         else:
             result.notes.append(f"the fix for {fixing.test} does not verify together with the fix for "
@@ -562,15 +564,25 @@ def compose(fixes: Sequence[TestFix]) -> dict[str, FileFix] | None:
     }
 
 
-def _verify_together(fixes: Sequence[TestFix], config: FixConfig) -> bool:
+def _verify_together(
+    fixes: Sequence[TestFix], config: FixConfig, riders: Sequence[TestFix] = ()
+) -> bool:
+    """Do the fixes, applied together, fix what each fixed alone, the `riders` (tests fixed by
+    one of these fixes: their `fixed_by`) included, and keep every test that passed passing?"""
     files = compose(fixes)
     if files is None:
         return False
     tasks = [t.task for t in fixes if t.task is not None]
     project = tasks[0].project
-    nodes = sorted({node for task in tasks for node in task.check_nodes})
+    offered = {t.test for t in fixes}
+    riding = [t.test for t in riders if t.fixed_by in offered]
+    nodes = sorted(
+        {node for task in tasks for node in task.check_nodes}
+        | {test.split("::", 1)[0] for test in riding}
+    )
     required = sorted(
         {node for t in fixes for node in [*t.fixed, *(t.task.previously_passing if t.task else [])]}
+        | set(riding)
     )
     run = run_pytest(project, nodes, overlay={rel: f.new for rel, f in files.items()},
                      python=config.python, timeout=config.timeout)  # fmt: skip

@@ -383,3 +383,64 @@ def test_a_test_fixed_through_a_reused_fix_counts_as_fixed_by_the_offered_one(tm
     }
     assert asked == 1 and result.included == [double]
     assert len(result.fixed_tests) == 3 and result.all_fixed and passes_with(project, result)
+
+
+RIDER = """def double(x):
+    return x + 2
+
+
+def offset():
+    return 0
+
+
+def scaled(x):
+    return double(x) * 10 + offset()
+
+
+def label(x):
+    return "n" + str(x)
+"""
+RIDER_TESTS = """from marks.rider import double, label, scaled
+
+
+def test_double():
+    assert double(3) == 6
+
+
+def test_scaled():
+    assert scaled(1) == 20
+
+
+def test_label():
+    assert label(3) == "n=3"
+"""
+
+
+def test_a_fix_that_breaks_a_test_fixed_through_another_fix_is_left_out(tmp_path):
+    """test_scaled is fixed by test_double's fix (reused, no model asked); test_label's fix also
+    changes `offset`, which breaks test_scaled only when both fixes are applied: the joint
+    verification runs test_scaled too, so test_label's fix is left out and no test is claimed
+    that the offered files do not fix."""
+    project = make_project(tmp_path, {"marks/rider.py": RIDER, "tests/test_rider.py": RIDER_TESTS})
+
+    def reply(messages, params):
+        if _asks_about(messages, "test_label"):
+            return dialogue.format_reply(
+                "It forgets the `=`.",
+                'def offset():\n    return 1\n\n\ndef label(x):\n    return "n=" + str(x)\n',
+            )
+        return dialogue.format_reply("It adds two.", "def double(x):\n    return x * 2\n")
+
+    with LoopbackServer(reply=reply) as server:
+        result = run_fix(project, server, n=1)
+    statuses = {t.test.rsplit("::", 1)[1]: (t.status, t.fixed_by) for t in result.tests}
+    assert statuses == {
+        "test_double": ("verified", ""),
+        "test_scaled": ("fixed_by", "tests/test_rider.py::test_double"),
+        "test_label": ("verified", ""),  # alone, test_scaled was failing anyway
+    }
+    assert result.included == ["tests/test_rider.py::test_double"]
+    assert any("test_label does not verify together" in note for note in result.notes)
+    assert sorted(result.fixed_tests) == ["tests/test_rider.py::test_double", "tests/test_rider.py::test_scaled"]
+    overlay = {rel: f.new for rel, f in result.files.items()}
+    assert run_pytest(project, python=sys.executable, overlay=overlay).passes(result.fixed_tests)
