@@ -307,10 +307,21 @@ def fix_tests(
             # the fix that is offered: a test that reused another's fix points to that one
             covered.setdefault(other, done.fixed_by or node_id)
         notify(TestDone(node_id, done.status))
+        if done.status in ("verified", "fixed_by"):
+            _credit_earlier(result.tests, done)
     if not result.cancelled:
         _combine(result, config, notify, stopped)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _credit_earlier(tests: Sequence[TestFix], done: TestFix) -> None:
+    """The tests handled before `done` whose own repair found no fix, or a partial one, and that
+    `done`'s verified fix also fixes (they are in its group): fixed by that fix, so the partial
+    fix is not offered and the test counts as fixed."""
+    for before in tests:
+        if before is not done and before.status in ("unverified", "partial") and before.test in done.fixed:
+            before.fixed_by = done.fixed_by or done.test
 
 
 def _loader(backend: BackendSource) -> Callable[[], Backend]:

@@ -444,3 +444,36 @@ def test_a_fix_that_breaks_a_test_fixed_through_another_fix_is_left_out(tmp_path
     assert sorted(result.fixed_tests) == ["tests/test_rider.py::test_double", "tests/test_rider.py::test_scaled"]
     overlay = {rel: f.new for rel, f in result.files.items()}
     assert run_pytest(project, python=sys.executable, overlay=overlay).passes(result.fixed_tests)
+
+
+LATE = """def grade(score):
+    return "A" if score > 90 else "B"
+"""
+LATE_TESTS = """from marks.late import grade
+
+
+def test_a():
+    assert grade(90) == "A"
+
+
+def test_b():
+    assert grade(95) == "A" and grade(90) == "A"
+"""
+
+
+def test_a_test_whose_own_repair_failed_is_fixed_by_a_later_tests_fix(tmp_path):
+    """test_a's candidate fails; test_b's fix, verified against its whole group, fixes test_a
+    too: every test counts as fixed, and the offered files are test_b's fix alone."""
+    project = make_project(tmp_path, {"marks/late.py": LATE, "tests/test_late.py": LATE_TESTS})
+
+    def reply(messages, params):
+        if _asks_about(messages, "test_a"):
+            return dialogue.format_reply("It swaps the grades.", LATE.replace('"A" if', '"B" if').replace('else "B"', 'else "A"'))
+        return dialogue.format_reply("90 is an A.", LATE.replace("score > 90", "score >= 90"))
+
+    with LoopbackServer(reply=reply) as server:
+        result = run_fix(project, server, n=1)
+    statuses = {t.test.rsplit("::", 1)[1]: (t.status, t.fixed_by) for t in result.tests}
+    assert statuses == {"test_a": ("fixed_by", "tests/test_late.py::test_b"), "test_b": ("verified", "")}
+    assert result.included == ["tests/test_late.py::test_b"] and result.all_fixed
+    assert passes_with(project, result)
