@@ -318,9 +318,15 @@ def fix_tests(
 def _credit_earlier(tests: Sequence[TestFix], done: TestFix) -> None:
     """The tests handled before `done` whose own repair found no fix, or a partial one, and that
     `done`'s verified fix also fixes (they are in its group): fixed by that fix, so the partial
-    fix is not offered and the test counts as fixed."""
+    fix is not offered and the test counts as fixed. So are the tests that such a partial fix
+    had covered, where `done`'s fix fixes them too."""
+    fixed = set(done.fixed)
+    superseded = {t.test for t in tests if t is not done and t.status in ("unverified", "partial")
+                  and t.test in fixed}  # fmt: skip
     for before in tests:
-        if before is not done and before.status in ("unverified", "partial") and before.test in done.fixed:
+        if before is not done and before.test in fixed and (
+            before.test in superseded or before.fixed_by in superseded
+        ):
             before.fixed_by = done.fixed_by or done.test
 
 

@@ -477,3 +477,26 @@ def test_a_test_whose_own_repair_failed_is_fixed_by_a_later_tests_fix(tmp_path):
     assert statuses == {"test_a": ("fixed_by", "tests/test_late.py::test_b"), "test_b": ("verified", "")}
     assert result.included == ["tests/test_late.py::test_b"] and result.all_fixed
     assert passes_with(project, result)
+
+
+def test_a_later_full_fix_supersedes_a_partial_one_and_what_it_covered(tmp_path):
+    """[90-A]'s repair finds only a partial fix (A and B, not C), which covers [80-B]; [70-C]'s
+    repair fixes all three: the partial fix is not offered, and every test counts as fixed by
+    [70-C]'s fix."""
+    project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS})
+    a_and_b = GRADE.replace("score > 90", "score >= 90").replace("score > 80", "score >= 80")
+
+    def reply(messages, params):
+        if any("'F' == 'C'" in str(m.get("content", "")) for m in messages):  # [70-C]'s prompt
+            return dialogue.format_reply("Every bound excludes its own mark.", ALL)
+        return dialogue.format_reply("A and B exclude their marks.", a_and_b)
+
+    with LoopbackServer(reply=reply) as server:
+        result = run_fix(project, server, n=1)
+    c = "tests/test_grade.py::test_grade[70-C]"
+    assert {t.test: (t.status, t.fixed_by) for t in result.tests} == {
+        CASE_A: ("fixed_by", c),
+        OTHERS[0]: ("fixed_by", c),
+        c: ("verified", ""),
+    }
+    assert result.included == [c] and result.all_fixed and passes_with(project, result)
