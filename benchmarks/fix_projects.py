@@ -36,19 +36,18 @@ from typing import Any
 if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases.check_cases import load_cases
 from benchmarks.repair import (
     RESULTS_DIR,
     PreparedCase,
     _clip,
     _prepare_output,
     add_case_selection,
+    chosen_cases,
+    discordant,
     mcnemar_p,
     percentile,
     prepare_case,
     read_records,
-    select_cases,
-    suite_root,
 )
 
 KEY_FIELDS = ("model", "n", "rounds", "seed", "project")
@@ -222,16 +221,14 @@ def ratio_lines(records: Sequence[dict[str, Any]], baseline: str) -> list[str]:
             verdicts[(row.model, row.n, row.rounds)],
             verdicts[(base.model, base.n, base.rounds)],
         )
-        both = ours.keys() & theirs.keys()
-        only_ours = sum(ours[p] and not theirs[p] for p in both)
-        only_theirs = sum(theirs[p] and not ours[p] for p in both)
+        both, only_ours, only_theirs = discordant(ours, theirs)
         fixed = f"{row.fixed / base.fixed:.2f}x" if base.fixed else "-"
         speed = (
             f"{row.p50_fixed / base.p50_fixed:.2f}x" if row.p50_fixed and base.p50_fixed else "-"
         )
         lines.append(
             f"  {row.model} {row.n} x {row.rounds} against {base.n} x {base.rounds}: fixed projects "
-            f"{fixed}, p50 s/fixed {speed}; paired on {len(both)} projects: {only_ours} fixed only "
+            f"{fixed}, p50 s/fixed {speed}; paired on {both} projects: {only_ours} fixed only "
             f"here, {only_theirs} only by the baseline, McNemar exact p={mcnemar_p(only_ours, only_theirs):.3f}"
         )
     return lines
@@ -312,6 +309,18 @@ def _describe(model: str, name: str, record: dict[str, Any]) -> str:
     return text
 
 
+def _matching(
+    records: Sequence[dict[str, Any]], selected: set[str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """The records of the selected projects at this run's n, rounds and seed."""
+    config = (args.n, args.rounds, args.seed)
+    return [
+        r
+        for r in records
+        if r["project"] in selected and (r["n"], r["rounds"], r["seed"]) == config
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
@@ -319,15 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     console = Console(highlight=False, width=max(console.width, 160))
     err = Console(stderr=True, highlight=False)
-    cases = select_cases(load_cases(suite_root(args, err)), args.cases, args.limit)
+    cases = chosen_cases(args, err)
     if not cases:
-        err.print("no case matches --cases/--limit")
         return 2
     selected = {case.name for case in cases}
     records = latest(read_records(args.out, kind="project"))
     if args.report:
-        shown = [r for r in records if r["project"] in selected and (r["n"], r["rounds"], r["seed"])
-                 == (args.n, args.rounds, args.seed)]  # fmt: skip
+        shown = _matching(records, selected, args)
         extra = ratio_lines(shown, args.baseline) if args.baseline else []
         if args.markdown:
             print(markdown_table(shown))
@@ -340,8 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     err.print(f"{len(cases)} projects, models {' '.join(args.models)}, n={args.n}, rounds={args.rounds}, "
               f"seed={args.seed}; writing {args.out}")  # fmt: skip
     new = run_models(args, cases, done, err)
-    shown = [r for r in latest(records + new) if r["project"] in selected and r["model"] in args.models
-             and (r["n"], r["rounds"], r["seed"]) == (args.n, args.rounds, args.seed)]  # fmt: skip
+    shown = [
+        r for r in _matching(latest(records + new), selected, args) if r["model"] in args.models
+    ]
     print_report(console, shown, ratio_lines(shown, args.baseline) if args.baseline else [])
     console.print(f"per-project results: {args.out}", highlight=False)
     return 0

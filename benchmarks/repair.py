@@ -580,11 +580,28 @@ def suite_root(args: argparse.Namespace, err: Any) -> Path:
     return root
 
 
+def chosen_cases(args: argparse.Namespace, err: Any) -> list[Case]:
+    """The cases that `add_case_selection`'s options pick; says so on `err` when none does."""
+    cases = select_cases(load_cases(suite_root(args, err)), args.cases, args.limit)
+    if not cases:
+        err.print("no case matches --cases/--limit")
+    return cases
+
+
 def _prepare_output(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     ignore = RESULTS_DIR / ".gitignore"
     if out.resolve().parent == RESULTS_DIR and not ignore.exists():
         ignore.write_text("# benchmark results are local\n*\n", encoding="utf-8")
+
+
+def discordant(ours: dict[Any, bool], theirs: dict[Any, bool]) -> tuple[int, int, int]:
+    """Paired verdicts (key -> passed) of two configurations: the keys both have, those only
+    `ours` passed, and those only `theirs` passed (McNemar's discordant pairs)."""
+    both = ours.keys() & theirs.keys()
+    only_ours = sum(ours[k] and not theirs[k] for k in both)
+    only_theirs = sum(theirs[k] and not ours[k] for k in both)
+    return len(both), only_ours, only_theirs
 
 
 def mcnemar_p(only_ours: int, only_theirs: int) -> float:
@@ -620,11 +637,9 @@ def ratio_lines(
         if row is base:
             continue
         ours = verdicts.get((row.model, row.style, row.rounds), {})
-        both = ours.keys() & theirs.keys()
-        only_ours = sum(ours[k] and not theirs[k] for k in both)
-        only_theirs = sum(theirs[k] and not ours[k] for k in both)
+        both, only_ours, only_theirs = discordant(ours, theirs)
         paired = (
-            f"; paired on {len(both)} tests: {only_ours} verified only here, {only_theirs} only by "
+            f"; paired on {both} tests: {only_ours} verified only here, {only_theirs} only by "
             f"the baseline, McNemar exact p={mcnemar_p(only_ours, only_theirs):.3f}"
             if both
             else ""
@@ -798,9 +813,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     console = Console(highlight=False, width=max(console.width, 200))
     err = Console(stderr=True, highlight=False)
-    cases = select_cases(load_cases(suite_root(args, err)), args.cases, args.limit)
+    cases = chosen_cases(args, err)
     if not cases:
-        err.print("no case matches --cases/--limit")
         return 2
     if args.report:
         selected = {case.name for case in cases}
