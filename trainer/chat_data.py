@@ -115,17 +115,25 @@ def load_mixture(
     *,
     styles: Sequence[str] | None = None,
     system: str | None = None,
-    max_examples: int | None = None,
+    max_examples: int | Sequence[int] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The examples of several data folders, in order (the trainer shuffles), `max_examples` from
-    each, so that one source (the editor's project prompts, LeDex's problem prompts) cannot crowd
-    out another; the counts are summed. A record met twice (a run folder and its committed
-    snapshot) is trained once."""
+    """The examples of several data folders, in order (the trainer shuffles), at most
+    `max_examples` from each (one number for all, or one per folder), so that one source (the
+    editor's project prompts, LeDex's problem prompts) cannot crowd out another; the counts are
+    summed. A record met twice (a run folder and its committed snapshot) is trained once."""
+    if max_examples is None or isinstance(max_examples, int):
+        caps: Sequence[int | None] = [max_examples] * len(paths)
+    elif len(max_examples) == 1:
+        caps = list(max_examples) * len(paths)
+    elif len(max_examples) == len(paths):
+        caps = list(max_examples)
+    else:
+        raise DataError(f"{len(max_examples)} max_examples for {len(paths)} data folders")
     examples: list[dict[str, Any]] = []
     counts = {"records": 0, "verified": 0, "used": 0}
     seen: set[str] = set()
-    for path in paths:
-        some, theirs = load_examples(path, styles=styles, system=system, max_examples=max_examples)
+    for path, cap in zip(paths, caps, strict=True):
+        some, theirs = load_examples(path, styles=styles, system=system, max_examples=cap)
         examples += [example for example in some if example["key"] not in seen]
         seen.update(example["key"] for example in some)
         for name in ("records", "verified"):

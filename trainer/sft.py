@@ -54,7 +54,7 @@ class SFTScriptArguments(AdaptationArguments):
         default_factory=list,
         metadata={
             "help": "trajectories.jsonl written by `ledex-train collect` (or `collect_projects`), or "
-            "its output folder; several are mixed (`max_examples` is taken from each)"
+            "its output folder; several are mixed (`max_examples` caps each)"
         },
     )
     model: str = field(
@@ -68,13 +68,27 @@ class SFTScriptArguments(AdaptationArguments):
         default=None,
         metadata={"help": "dialogue styles to train on: explain+refine and/or refine (default: both)"},
     )
-    max_examples: int | None = field(
-        default=None, metadata={"help": "use at most this many examples of each data folder"}
+    max_examples: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "use at most this many examples of each data folder: one number for every "
+            "folder, or one per folder, in the order of --data"
+        },
     )
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):  # `data: runs/collect` in a YAML file
             self.data = [self.data]
+        if isinstance(self.max_examples, int):  # `max_examples: 200` in a YAML file
+            self.max_examples = [self.max_examples]
+        if self.max_examples is not None:
+            if len(self.max_examples) not in (1, len(self.data)) and self.data:
+                raise ValueError(
+                    f"max_examples has {len(self.max_examples)} numbers for {len(self.data)} data "
+                    "folders: give one number for all of them, or one per folder"
+                )
+            if any(n < 1 for n in self.max_examples):
+                raise ValueError(f"max_examples must be at least 1, not {min(self.max_examples)}")
 
 
 @dataclass

@@ -266,3 +266,21 @@ def test_several_data_folders_are_mixed_with_max_examples_from_each(trajectories
     assert counts["records"] == 2 * chat_data.load_examples(other)[1]["records"]
     again, counts = chat_data.load_mixture([trajectories_file, trajectories_file])
     assert len(again) == counts["used"] == len(chat_data.load_examples(trajectories_file)[0])
+
+
+def test_max_examples_can_cap_each_data_folder_on_its_own(trajectories_file, tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_text(trajectories_file.read_text().replace('"key": "', '"key": "other/'))
+    everything = len(chat_data.load_examples(other)[0])
+    assert everything > 1  # or the second cap below would not cap anything
+    script_args, _, _ = sft.parse_args(["--data", str(trajectories_file), str(other), "--max_examples", "1", "9"])
+    assert script_args.max_examples == [1, 9]
+    examples, counts = chat_data.load_mixture(script_args.data, max_examples=script_args.max_examples)
+    assert counts["used"] == 1 + everything and examples[0]["key"] == chat_data.load_examples(trajectories_file)[0][0]["key"]
+    config = tmp_path / "recipe.yaml"  # a YAML recipe may give one number, as before
+    config.write_text(f"data: [{trajectories_file}, {other}]\nmax_examples: 1\n")
+    assert sft.parse_args(["--config", str(config)])[0].max_examples == [1]
+    with pytest.raises(ValueError, match="one number for all of them, or one per folder"):
+        sft.parse_args(["--data", str(trajectories_file), str(other), "--max_examples", "1", "2", "3"])
+    with pytest.raises(chat_data.DataError, match="3 max_examples for 2 data folders"):
+        chat_data.load_mixture([trajectories_file, other], max_examples=[1, 2, 3])
