@@ -101,7 +101,7 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
     results = [t.result for t in result.tests if t.result is not None]
     record |= {
         "claimed": result.all_fixed,
-        "fixed": check is not None and check.passes(),
+        "fixed": check is not None and check.passes() and check.passes(failing),
         "tests_fixed": sum(1 for node in failing if check and check.passes([node])),
         "statuses": {t.test: t.status for t in result.tests},
         "included": result.included,

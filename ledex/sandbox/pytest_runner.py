@@ -168,12 +168,15 @@ class PytestRun:
         return [o for key, o in self.outcomes.items() if _selects(node_id, key)]
 
     def passes(self, node_ids: Sequence[str] | None = None) -> bool:
-        """Did the run complete with every given test (all tests if None) run and not failing?"""
+        """Did the run complete with every given test run and passing (all tests if None: none
+        failing)? A named test that skipped or xfailed did not pass: generated code can call
+        `pytest.skip()` or `pytest.xfail()` from the function under test, and a test that was
+        failing (or passing) and now skips is not fixed (or is broken)."""
         if self.status != "ok" or self.collection_errors or self.missing:
             return False
         if node_ids is None:
             return not self.failed
-        return all((found := self.outcomes_for(node)) and not any(o.failed for o in found)
+        return all((found := self.outcomes_for(node)) and all(o.passed for o in found)
                    for node in node_ids)  # fmt: skip
 
 

@@ -235,3 +235,15 @@ def test_when_the_test_itself_fails_the_function_it_is_named_after_is_the_first_
     (outcome,) = run.failed
     site = project_repair.locate_site(project, outcome)
     assert site.symbol.qualname == "Inventory.remove" and site.reason == "the failing test calls this function"
+
+
+def test_a_fix_that_makes_the_failing_test_skip_is_not_verified(tmp_path):
+    """Generated code can skip its own test without naming pytest (the screen refuses that):
+    `unittest.SkipTest` is a skip to pytest too. No failure, but no pass either."""
+    project, task = _example_task(tmp_path)
+    source = (project / "inventory" / "stock.py").read_text()
+    remove = source[source.index("    def remove") :]
+    body = remove.splitlines()[0] + '\n        import unittest\n\n        raise unittest.SkipTest("later")\n'
+    verdict = project_repair.ProjectVerifier(task).verify("class Inventory:\n" + body)
+    assert not verdict.ok and verdict.passed < verdict.total
+    assert "instead of passing" in verdict.feedback and "A skipped test is not a fixed one" in verdict.feedback

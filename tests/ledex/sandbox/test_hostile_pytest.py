@@ -352,6 +352,10 @@ def test_honest_runs_of_every_outcome_are_believed(mode, project):
         "test_errors": "error", "test_skipped": "skipped", "test_cases[1]": "passed",
         "test_cases[2]": "failed",
     }  # fmt: skip
+    # a named test passes only when it passed: a skip or an xfail is not a pass
+    mixed = "tests/test_mixed.py::"
+    assert run.passes([mixed + "test_passes", mixed + "test_cases[1]"])
+    assert not any(run.passes([mixed + name]) for name in ("test_skipped", "test_xfails", "test_cases"))
     if "test_subtests_pass" in outcomes:
         assert outcomes["test_subtests_pass"] == "passed"
         assert outcomes["test_some_subtests_fail"] == "failed"
