@@ -27,6 +27,10 @@ Records (the key, a space, one JSON object, a newline; "event" says which):
   finish     {exitstatus}                    after every other sessionfinish hook (a conftest
                                              may change session.exitstatus), so it is the
                                              status the process exits with
+  forged     {why}                           pytest's reporting was changed during the run (a
+                                             report "passed" with the test's exception at hand,
+                                             pytest's report functions replaced): the host
+                                             believes nothing of the run
 Frames are {path (absolute), line (1-based), function}, innermost last, pytest's own frames left
 out.
 """
@@ -52,6 +56,42 @@ MAX_TEXT = 16_000  # longrepr kept per report (its tail: the `E` lines are at th
 MAX_FRAMES = 64
 
 _frames_by_report: dict[tuple[str, str], list[dict]] = {}
+
+
+def _watched() -> dict[str, object]:
+    """pytest's functions that make a test's report from its outcome, as they are now. Taken at
+    import, before conftest.py files and tests run: code under test that replaces one (to turn a
+    failure into a pass) is found by comparing them again."""
+    import _pytest.reports
+    import _pytest.runner
+
+    found = {}
+    for module, owner, names in (
+        (_pytest.reports, "TestReport", ("__init__", "from_item_and_call")),
+        (_pytest.reports, "BaseReport", ("passed", "failed", "skipped")),
+        (_pytest.runner, "CallInfo", ("__init__", "from_call")),
+        (_pytest.runner, None, ("call_and_report", "call_runtest_hook", "runtestprotocol",
+                                "pytest_runtest_makereport", "check_interactive_exception")),
+    ):  # fmt: skip
+        namespace = vars(getattr(module, owner)) if owner else vars(module)
+        for name in names:
+            found[f"{module.__name__}.{owner + '.' if owner else ''}{name}"] = namespace.get(name)
+    return found
+
+
+_ORIGINALS = _watched()
+_forged_said = False
+
+
+def _check_internals() -> None:
+    """Say once (a `forged` record) if pytest's report functions are no longer the originals."""
+    global _forged_said
+    if _forged_said:
+        return
+    changed = [name for name, now in _watched().items() if now is not _ORIGINALS.get(name)]
+    if changed:
+        _forged_said = True
+        _emit({"event": "forged", "why": f"{changed[0]} was replaced during the run"})
 _frames_by_collector: dict[str, list[dict]] = {}
 _invocation_dir = os.getcwd()
 
@@ -265,10 +305,19 @@ def pytest_runtest_logstart(nodeid, location) -> None:
     _emit({"event": "start", "nodeid": nodeid, "location": _location(_config, location)})
 
 
+# Exceptions that end a test without failing it: pytest.skip, pytest.xfail (unittest.SkipTest
+# is turned into a skip by pytest's own makereport, before this wrapper sees the result).
+_NOT_FAILURES = (pytest.skip.Exception, pytest.xfail.Exception)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if call.excinfo is not None and report.passed and not call.excinfo.errisinstance(_NOT_FAILURES):
+        # pytest never makes a passing report from a raised exception; something made it do so
+        _emit({"event": "forged", "why": f"{report.nodeid} {report.when} raised "
+               f"{call.excinfo.typename} but its report says passed"})  # fmt: skip
     if call.excinfo is not None and report.failed:
         test_code = _test_code(item) if report.when == "call" else None
         _frames_by_report[(report.nodeid, report.when)] = _excinfo_frames(call.excinfo, test_code)
@@ -288,6 +337,7 @@ def _category(report) -> str | None:
 
 
 def pytest_runtest_logreport(report) -> None:
+    _check_internals()
     text = _longrepr_text(report) if report.longrepr is not None else ""
     frames = _frames_by_report.pop((report.nodeid, report.when), None)
     if frames is None and report.failed:
@@ -327,6 +377,7 @@ def pytest_sessionfinish(session, exitstatus):
     yield  # after every other implementation: what the process will exit with
     if _config is not None and _is_xdist_worker(_config):
         return
+    _check_internals()
     _emit({"event": "finish", "exitstatus": int(getattr(session, "exitstatus", exitstatus))})
 
 

@@ -821,6 +821,15 @@ def _disagreement(completed: isolation.Completed, finish: dict | None,
     """Why the independent signals of a finished run disagree ("" if they agree): the process's
     real exit status, the plugin's finish record, pytest's own summary line and the per-test
     records. Code under test shares pytest's process and can rewrite any one of them."""
+    if by_event.get("forged"):
+        return str(by_event["forged"][0].get("why") or "pytest's reporting was changed")
+    collected = {n for r in by_event.get("collected", []) for n in r.get("nodeids", [])}
+    for report in by_event.get("report", []):
+        if by_event.get("collected") and report.get("nodeid") not in collected:
+            return f"a test report for {report.get('nodeid')!r}, a test pytest did not collect"
+        category, kind = report.get("category"), _report_kind(report)
+        if category in _KINDS and kind is not None and category != kind:
+            return f"a report of {report.get('nodeid')} says {report.get('outcome')} but counts as {category}"
     real = _process_exit(completed.returncode)
     reported = finish.get("exitstatus") if finish else None
     if real != reported:
@@ -860,26 +869,36 @@ def _summary(stdout: str) -> dict[str, int] | None:
     return counts
 
 
+_KINDS = frozenset({"passed", "failed", "error", "skipped", "xfailed", "xpassed"})
+
+
+def _xfail(report: dict) -> bool:
+    """Was the test expected to fail? pytest sets `wasxfail` to the reason ("" when none given)."""
+    return report.get("wasxfail") is not None and report.get("wasxfail") is not False
+
+
+def _report_kind(report: dict) -> str | None:
+    """What pytest's summary counts a plain report as, from its outcome (None: not counted)."""
+    when, outcome = report.get("when"), report.get("outcome")
+    if outcome == "failed":
+        return "failed" if when == "call" else "error"
+    if outcome == "skipped":
+        return "xfailed" if _xfail(report) else "skipped"
+    if outcome == "passed" and when == "call":
+        return "xpassed" if _xfail(report) else "passed"
+    return None
+
+
 def _counts(by_event: dict[str, list[dict]]) -> dict[str, int]:
     """The per-test records counted as pytest's terminal summary counts reports."""
     counts: dict[str, int] = {"error": len(by_event.get("collect_error", []))}
     for report in by_event.get("report", []):
-        when, outcome = report.get("when"), report.get("outcome")
-        xfail = report.get("wasxfail") is not None
         category = report.get("category")
-        if isinstance(category, str):  # as pytest's own hook said (subtests decide theirs)
-            if category:
-                counts[category] = counts.get(category, 0) + 1
-            continue
-        if outcome == "failed":
-            kind = "failed" if when == "call" else "error"
-        elif outcome == "skipped":
-            kind = "xfailed" if xfail else "skipped"
-        elif outcome == "passed" and when == "call":
-            kind = "xpassed" if xfail else "passed"
-        else:
-            continue
-        counts[kind] = counts.get(kind, 0) + 1
+        # as pytest's own hook said (subtests decide theirs); `_disagreement` checks that it
+        # agrees with the outcome where both are plain
+        kind = category if isinstance(category, str) else _report_kind(report)
+        if kind:
+            counts[kind] = counts.get(kind, 0) + 1
     return counts
 
 
@@ -941,7 +960,7 @@ def _combine(node_id: str, reports: list[dict]) -> TestOutcome:
     failed = [r for r in reports if r.get("outcome") == "failed"]
     call = next((r for r in reports if r.get("when") == "call"), None)
     deciding = failed[0] if failed else (call or reports[0])
-    xfail = bool(deciding.get("wasxfail") is not None and deciding.get("wasxfail") is not False)
+    xfail = _xfail(deciding)
     if failed:
         outcome: Outcome = "failed" if deciding.get("when") == "call" else "error"
     elif deciding.get("outcome") == "skipped":

@@ -55,6 +55,11 @@ _MODULES: dict[str, tuple[str, frozenset[Profile]]] = {
     "cffi": ("reads and writes the interpreter's memory", frozenset({"program", "pytest"})),
     "inspect": (_FRAMES, frozenset({"program", "pytest"})),
     "importlib": ("imports modules by computed names", frozenset({"program", "pytest"})),
+    # the same, by other doors: `pkgutil.resolve_name("_pytest.reports:TestReport")`, pydoc.locate
+    **dict.fromkeys(("pkgutil", "pydoc", "runpy", "zipimport", "imp"),
+                    ("imports modules by computed names", frozenset({"program", "pytest"}))),  # fmt: skip
+    "unittest.mock": ("patches any module by its name, pytest's included", frozenset({"pytest"})),
+    "mock": ("patches any module by its name, pytest's included", frozenset({"pytest"})),
     "atexit": ("runs code after the tests were counted", frozenset({"pytest"})),
     "builtins": ("changes the builtins pytest itself uses", frozenset({"pytest"})),
     "pytest": ("reaches into pytest, which reports the verdict", frozenset({"pytest"})),
@@ -101,6 +106,8 @@ _CALLS: dict[str, tuple[str, frozenset[Profile]]] = {
     "compile": ("runs code built at run time", frozenset({"pytest"})),
 }
 _COMPUTED = "hides what it reaches for behind a computed name"
+# A string naming pytest's or ledex's modules is how mock.patch, pkgutil and their kin find them.
+_JUDGE_NAME = re.compile(r"^(?:_?pytest|pluggy|ledex\w*)(?:[.:]|$)")
 _PROC_PATHS = ("/proc/", "/dev/fd")
 
 
@@ -163,6 +170,10 @@ class _Walker(ast.NodeVisitor):
                 for alias in node.names:
                     if alias.name in ("sys", "os", "posix"):
                         self.aliases[alias.asname or alias.name] = "os" if alias.name == "posix" else alias.name
+            elif isinstance(node, ast.ImportFrom) and node.module in ("os", "posix") and node.level == 0:
+                for alias in node.names:
+                    if alias.name == "sys":  # `from os import sys`
+                        self.aliases[alias.asname or alias.name] = "sys"
         self.visit(tree)
         return sorted(self.found, key=lambda r: r.line)
 
@@ -170,10 +181,22 @@ class _Walker(ast.NodeVisitor):
         self.found.append(Reach(what, why, getattr(node, "lineno", 0)))
 
     def module(self, node: ast.AST, name: str) -> None:
-        top = name.split(".")[0]
-        rule = _MODULES.get(top)
+        rule = _MODULES.get(name.split(".")[0]) or _MODULES.get(".".join(name.split(".")[:2]))
         if rule is not None and self.profile in rule[1]:
             self.add(node, f"import {name}", rule[0])
+
+    def owner(self, node: ast.expr) -> str | None:
+        """"sys" or "os" where `node` is that module: a name it was imported as, `os.sys`, or
+        `__import__("sys")`."""
+        if isinstance(node, ast.Name):
+            return self.aliases.get(node.id)
+        if isinstance(node, ast.Attribute) and node.attr == "sys" and self.owner(node.value) == "os":
+            return "sys"
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__"
+                and node.args and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value in ("sys", "os", "posix")):  # fmt: skip
+            return "os" if node.args[0].value == "posix" else str(node.args[0].value)
+        return None
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -184,6 +207,8 @@ class _Walker(ast.NodeVisitor):
         if node.level == 0:
             self.module(node, name)
             for alias in node.names:
+                if name.split(".")[0] not in _MODULES and f"{name}.{alias.name}" in _MODULES:
+                    self.module(node, f"{name}.{alias.name}")  # `from unittest import mock`
                 self.member(node, name, alias.name)
 
     def member(self, node: ast.AST, owner: str, name: str) -> None:
@@ -198,7 +223,7 @@ class _Walker(ast.NodeVisitor):
             self.add(node, f"os.{name}", _OS[name])
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
-        owner = self.aliases.get(node.value.id) if isinstance(node.value, ast.Name) else None
+        owner = self.owner(node.value)
         if owner is not None:
             self.member(node, owner, node.attr)
         elif node.attr in _ATTRIBUTES:
@@ -227,8 +252,8 @@ class _Walker(ast.NodeVisitor):
                 self.add(node, f"{name}(..., <computed>)", _COMPUTED)
             elif attribute.value in _ATTRIBUTES:
                 self.add(node, f"{name}(..., {attribute.value!r})", _ATTRIBUTES[attribute.value])
-            elif isinstance(node.args[0], ast.Name) and node.args[0].id in self.aliases:
-                self.member(node, self.aliases[node.args[0].id], attribute.value)
+            elif (owner := self.owner(node.args[0])) is not None:
+                self.member(node, owner, attribute.value)
         if self.profile == "pytest" and any(k.arg == "closefd" for k in node.keywords):
             self.add(node, "open(<fd>, closefd=...)", "writes to file descriptors (where results travel)")
         self.generic_visit(node)
@@ -236,3 +261,5 @@ class _Walker(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and any(p in node.value for p in _PROC_PATHS):
             self.add(node, repr(node.value[:40]), "reads the process's own file descriptors or memory")
+        elif self.profile == "pytest" and isinstance(node.value, str) and _JUDGE_NAME.match(node.value):
+            self.add(node, repr(node.value[:40]), "names a module of pytest or ledex, which report the verdict")

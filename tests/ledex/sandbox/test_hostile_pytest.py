@@ -52,7 +52,7 @@ FAKE_RECORDS = "".join(
 EVADE = 'imp = print.__self__.__dict__["__im" + "port__"]\nsys_ = imp("sys")\nos_ = imp("os")\n'
 EXIT_0 = 'os_.__dict__["_e" + "xit"](0)\n'
 WRAP_EMIT = """\
-plugin = {modules}.get("ledex_pytest_plugin")
+plugin = {modules}.get("le" + "dex_pytest_plugin")  # a name the screen does not read
 if plugin is not None:
     emit = plugin._emit
 
@@ -78,6 +78,33 @@ def forged(record, emit=emit):
         record = dict(record, exitstatus=0)
     emit(record)
 {owner}["_emit"] = forged"""
+
+# Every report pytest makes says "passed": pytest itself is told so, its summary and exit status
+# agree with the records.
+PATCH_REPORTS = """\
+report = {report}
+original = report.__init__
+def init(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    self.outcome, self.longrepr = "passed", None
+report.__init__ = init
+"""
+# The writer wrapped so that each failed call report says "passed" where the host reads the
+# outcome, and "failed" where it counts for pytest's summary (or: not expected to fail, and a
+# made-up test's failure kept for the count).
+SPLIT_RECORD = """\
+plugin = sys_.modules.get("le" + "dex_pytest_plugin")
+if plugin is not None:
+    emit = plugin._emit
+
+    def forged(record, emit=emit):
+        if record.get("event") == "report" and record.get("when") == "call" and record.get("outcome") == "failed":
+            {ghost}
+            record = dict(record, outcome="passed", {split}, longrepr="", message="", frames=[])
+        emit(record)
+
+    plugin._emit = forged
+"""
 
 ATTACKS_REFUSED = {
     # the issue's reproduction: wrap the plugin's writer, every report "passed", the finish 0
@@ -119,6 +146,20 @@ ATTACKS_REFUSED = {
         _pytest.reports.TestReport.__init__ = init
         """),
         "import _pytest.reports",
+    ),
+    # the same patch by doors that do not say `import _pytest` (session 16's review found them)
+    "patch_pytests_reports_through_pkgutil": (
+        PATCH_REPORTS.format(report='__import__("pkgutil").resolve_name("_pytest.reports:TestReport")'),
+        "import pkgutil",
+    ),
+    "patch_pytests_reports_through_os_sys_modules": (
+        "import os\n" + PATCH_REPORTS.format(report='os.sys.modules["_pytest.reports"].TestReport'),
+        "sys.modules",
+    ),
+    "patch_pytests_reports_with_mock": (
+        "from unittest import mock\n"
+        'mock.patch("_pytest.reports.TestReport.__init__", lambda *a, **k: None).start()\n',
+        "unittest.mock",
     ),
     "find_the_plugins_writer_with_gc": (
         "import gc\nfor thing in gc.get_objects():\n"
@@ -162,6 +203,21 @@ ATTACKS_EVADING_THE_SCREEN = {
     # summary line is missing (or says "2 failed")
     "wrap_the_plugins_writer_and_exit_0_evading_the_screen": EVADE
     + WRAP_EMIT.format(modules="sys_.modules", after_finish=EXIT_0.strip()),
+    # pytest's own reports patched, by a route the screen does not see: pytest's summary and
+    # exit status agree with the forged records; the plugin sees a report that passed with the
+    # test's exception at hand, and pytest's report function replaced
+    "patch_pytests_reports_evading_the_screen": EVADE
+    + PATCH_REPORTS.format(report='sys_.modules["_pyt" + "est.reports"].TestReport'),
+    # a record whose outcome and summary category disagree
+    "split_a_record_evading_the_screen": EVADE
+    + SPLIT_RECORD.format(ghost="pass", split='category="failed"'),
+    # ... or that is "not expected to fail" one way and not the other, with a made-up test's
+    # failure to keep the counts
+    "split_a_record_and_add_a_ghost_evading_the_screen": EVADE
+    + SPLIT_RECORD.format(
+        ghost='emit(dict(record, nodeid="tests/test_calc.py::ghost", category=None))',
+        split="wasxfail=False, category=None",
+    ),
     # the results channel by its path: neither the environment nor a path names it any more
     "write_the_results_file_named_in_proc_environ_evading_the_screen": EVADE
     + textwrap.dedent(f"""\
