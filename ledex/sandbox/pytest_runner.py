@@ -479,12 +479,21 @@ def _write(path: Path, text: str) -> None:
 
 def _shadow_workspace(request: _Request, interpreter: _Interpreter, shadow: Path,
                       run_dir: Path) -> _Workspace:  # fmt: skip
-    _sync_tree(request.project, shadow)
+    # A file the previous run wrote can keep its size and mtime (os.utime), not its ctime: every
+    # file changed since the last sync was made (ctime at or after the marker's mtime) is copied
+    # again, so a candidate cannot leave a weakened test behind for the next one.
+    marker = shadow.parent / f"{shadow.name}.synced"
+    try:
+        since = marker.stat().st_mtime_ns
+    except OSError:
+        since = 0  # never synced (or the marker was lost): nothing in the copy is trusted
+    _sync_tree(request.project, shadow, since)
     for relative, text in request.overlay.items():
         target = shadow / relative
         if target.is_symlink():
             target.unlink()  # write the candidate, not through the link into the user's file
         _write(target, text)
+    marker.touch()
     plugin_dir = run_dir / "plugin"
     plugin_dir.mkdir()
     shutil.copyfile(_PLUGIN_SOURCE, plugin_dir / f"{PLUGIN_MODULE}.py")
@@ -562,10 +571,10 @@ def _free_slot(home: Path):
     return lock, 0
 
 
-def _sync_tree(source: Path, copy: Path) -> None:
+def _sync_tree(source: Path, copy: Path, since: int = 0) -> None:
     """Make `copy` mirror `source` (minus _NOT_SHADOWED and virtual environments), copying only
-    files whose size or mtime differ; anything else in `copy` (a test's leftovers, a previous
-    overlay) is removed."""
+    files whose size or mtime differ or that changed in `copy` at or after `since` (ns, the last
+    sync); anything else in `copy` (a test's leftovers, a previous overlay) is removed."""
     wanted = {entry.name: entry for entry in _scandir(source) if _shadowed(entry)}
     for existing in _scandir(copy):
         entry = wanted.get(existing.name)
@@ -580,8 +589,8 @@ def _sync_tree(source: Path, copy: Path) -> None:
                 os.symlink(os.readlink(entry.path), target)
         elif kind == "dir":
             target.mkdir(exist_ok=True)
-            _sync_tree(Path(entry.path), target)
-        elif kind == "file" and not _same_file(entry, target):
+            _sync_tree(Path(entry.path), target, since)
+        elif kind == "file" and not _same_file(entry, target, since):
             _remove(target)
             shutil.copy2(entry.path, target)
 
@@ -611,12 +620,13 @@ def _kind(entry: os.DirEntry) -> str:
     return "file" if entry.is_file(follow_symlinks=False) else "other"
 
 
-def _same_file(entry: os.DirEntry, target: Path) -> bool:
+def _same_file(entry: os.DirEntry, target: Path, since: int) -> bool:
     try:
         ours, theirs = entry.stat(follow_symlinks=False), target.lstat()
     except OSError:
         return False
-    return ours.st_size == theirs.st_size and ours.st_mtime_ns == theirs.st_mtime_ns
+    return (ours.st_size == theirs.st_size and ours.st_mtime_ns == theirs.st_mtime_ns
+            and theirs.st_ctime_ns < since)  # fmt: skip
 
 
 def _remove(path: Path) -> None:

@@ -292,6 +292,26 @@ def test_a_forgery_evading_the_screen_is_caught_by_the_cross_checks(mode, projec
     assert not any(outcome.passed for outcome in run.outcomes.values())
 
 
+def test_a_weakened_test_file_is_not_left_for_the_next_candidate(mode, project):
+    """In the rlimits fallback the project is a cached copy the run can write: a candidate that
+    weakens the copy's test file, keeping its size and mtime, must not make the next one pass."""
+    weaken = textwrap.dedent("""\
+        import os
+        path = os.path.join(os.getcwd(), "tests", "test_calc.py")
+        try:
+            info = os.stat(path)
+            text = open(path).read().replace("== 5", "!= 6").replace("== 1", "!= 2")
+            with open(path, "w") as file:
+                file.write(text)
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+        except OSError:
+            pass  # bubblewrap: the project is read-only
+        """)
+    assert not _attempt(project, weaken).passes()
+    run = _attempt(project, "unused = 1\n")  # still the bug
+    assert run.status == "ok" and not run.passes() and len(run.failed) == 2, run.outcomes
+
+
 def test_what_a_file_already_had_is_not_refused(mode, project):
     """Only what a candidate adds counts: a test file keeps its `import pytest`, a module its
     `import gc`."""
