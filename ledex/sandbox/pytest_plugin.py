@@ -56,42 +56,6 @@ MAX_TEXT = 16_000  # longrepr kept per report (its tail: the `E` lines are at th
 MAX_FRAMES = 64
 
 _frames_by_report: dict[tuple[str, str], list[dict]] = {}
-
-
-def _watched() -> dict[str, object]:
-    """pytest's functions that make a test's report from its outcome, as they are now. Taken at
-    import, before conftest.py files and tests run: code under test that replaces one (to turn a
-    failure into a pass) is found by comparing them again."""
-    import _pytest.reports
-    import _pytest.runner
-
-    found = {}
-    for module, owner, names in (
-        (_pytest.reports, "TestReport", ("__init__", "from_item_and_call")),
-        (_pytest.reports, "BaseReport", ("passed", "failed", "skipped")),
-        (_pytest.runner, "CallInfo", ("__init__", "from_call")),
-        (_pytest.runner, None, ("call_and_report", "call_runtest_hook", "runtestprotocol",
-                                "pytest_runtest_makereport", "check_interactive_exception")),
-    ):  # fmt: skip
-        namespace = vars(getattr(module, owner)) if owner else vars(module)
-        for name in names:
-            found[f"{module.__name__}.{owner + '.' if owner else ''}{name}"] = namespace.get(name)
-    return found
-
-
-_ORIGINALS = _watched()
-_forged_said = False
-
-
-def _check_internals() -> None:
-    """Say once (a `forged` record) if pytest's report functions are no longer the originals."""
-    global _forged_said
-    if _forged_said:
-        return
-    changed = [name for name, now in _watched().items() if now is not _ORIGINALS.get(name)]
-    if changed:
-        _forged_said = True
-        _emit({"event": "forged", "why": f"{changed[0]} was replaced during the run"})
 _frames_by_collector: dict[str, list[dict]] = {}
 _invocation_dir = os.getcwd()
 
@@ -125,6 +89,45 @@ def _emit(record: dict) -> None:
         line = _key + b" " + json.dumps(record, default=str).encode("utf-8", "replace") + b"\n"
         while line:
             line = line[os.write(_fd, line) :]
+
+
+# --- pytest's own reporting, watched -------------------------------------------------------------
+
+def _watched() -> dict[str, object]:
+    """pytest's functions that make a test's report from its outcome, as they are now. Taken when
+    collection starts (after the plugins installed in the user's environment and the conftest.py
+    files, the user's own code, are loaded; before test modules import the code under test): code
+    under test that replaces one to turn a failure into a pass is found by comparing them again."""
+    import _pytest.reports
+    import _pytest.runner
+
+    found = {}
+    for module, owner, names in (
+        (_pytest.reports, "TestReport", ("__init__", "from_item_and_call")),
+        (_pytest.reports, "BaseReport", ("passed", "failed", "skipped")),
+        (_pytest.runner, "CallInfo", ("__init__", "from_call")),
+        (_pytest.runner, None, ("call_and_report", "call_runtest_hook", "runtestprotocol",
+                                "pytest_runtest_makereport", "check_interactive_exception")),
+    ):  # fmt: skip
+        namespace = vars(getattr(module, owner)) if owner else vars(module)
+        for name in names:
+            found[f"{module.__name__}.{owner + '.' if owner else ''}{name}"] = namespace.get(name)
+    return found
+
+
+_originals: dict[str, object] | None = None
+_forged_said = False
+
+
+def _check_internals() -> None:
+    """Say once (a `forged` record) if pytest's report functions are no longer the originals."""
+    global _forged_said
+    if _forged_said or _originals is None:
+        return
+    changed = [name for name, now in _watched().items() if now is not _originals.get(name)]
+    if changed:
+        _forged_said = True
+        _emit({"event": "forged", "why": f"{changed[0]} was replaced during the run"})
 
 
 # --- frames --------------------------------------------------------------------------------------
@@ -295,6 +298,13 @@ def pytest_configure(config) -> None:
         return
     root = str(getattr(config, "rootpath", None) or config.rootdir)
     _emit({"event": "rootdir", "rootdir": root, "invocation_dir": _invocation_dir})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session) -> None:
+    global _originals
+    if _originals is None:
+        _originals = _watched()
 
 
 def pytest_collection_finish(session) -> None:

@@ -208,6 +208,24 @@ ATTACKS_EVADING_THE_SCREEN = {
     # test's exception at hand, and pytest's report function replaced
     "patch_pytests_reports_evading_the_screen": EVADE
     + PATCH_REPORTS.format(report='sys_.modules["_pyt" + "est.reports"].TestReport'),
+    # the test's exception swallowed before pytest sees it (no exception at hand, so only the
+    # plugin's comparison of pytest's functions with those it saw when collection began sees it)
+    "swallow_the_tests_failure_evading_the_screen": EVADE
+    + textwrap.dedent("""\
+        runner = sys_.modules["_pyt" + "est.runner"]
+        original = runner.CallInfo.from_call
+
+        def from_call(cls, func, when, reraise=None):
+            def quiet():
+                try:
+                    return func()
+                except AssertionError:
+                    return None
+
+            return original(quiet, when, reraise)
+
+        runner.CallInfo.from_call = classmethod(from_call)
+        """),
     # a record whose outcome and summary category disagree
     "split_a_record_evading_the_screen": EVADE
     + SPLIT_RECORD.format(ghost="pass", split='category="failed"'),
@@ -310,6 +328,24 @@ def test_a_weakened_test_file_is_not_left_for_the_next_candidate(mode, project):
     assert not _attempt(project, weaken).passes()
     run = _attempt(project, "unused = 1\n")  # still the bug
     assert run.status == "ok" and not run.passes() and len(run.failed) == 2, run.outcomes
+
+
+def test_pytest_functions_wrapped_before_collection_are_not_tampering(mode, project):
+    """The user's own conftest.py (or an installed plugin) may wrap pytest's functions: the
+    plugin compares them with what they were when collection began, not at its import."""
+    (project / "conftest.py").write_text(textwrap.dedent("""\
+        import _pytest.runner
+
+        original = _pytest.runner.call_and_report
+
+        def call_and_report(*args, **kwargs):
+            return original(*args, **kwargs)
+
+        _pytest.runner.call_and_report = call_and_report
+        """))
+    run = run_pytest(project, NODES, overlay={"calc.py": FIXED}, python=sys.executable)
+    assert run.status == "ok" and run.passes(NODES), run.message
+    assert _attempt(project, "").status == "ok"  # the bug: believed, and failing
 
 
 def test_what_a_file_already_had_is_not_refused(mode, project):
