@@ -10,9 +10,9 @@ reports patched, objects found with `gc` or the frames.
 Two layers answer: the screen refuses what a candidate adds that reaches for the verifier (status
 "refused", the reason in the message), and the host cross-checks independent signals (the process's
 real exit status, pytest's own summary line, the per-test records and their categories, the run's
-key on every record, the plugin's watch over pytest's report functions: status "tampered"). The `*_evading_the_screen` cases reach the same places by routes the screen
-does not see, so they exercise the cross-checks alone. Every case runs under bubblewrap and in the
-rlimits fallback.
+key on every record, the plugin's watch over pytest's report functions: status "tampered"). The
+`*_evading_the_screen` cases reach the same places by routes the screen does not see, so they
+exercise the cross-checks alone. Every case runs under bubblewrap and in the rlimits fallback.
 """
 
 from __future__ import annotations
