@@ -99,10 +99,11 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
         else None
     )
     results = [t.result for t in result.tests if t.result is not None]
+    tests_fixed = sum(1 for node in failing if check and check.passes([node]))
     record |= {
         "claimed": result.all_fixed,
-        "fixed": check is not None and check.passes() and check.passes(failing),
-        "tests_fixed": sum(1 for node in failing if check and check.passes([node])),
+        "fixed": check is not None and check.passes() and tests_fixed == len(failing),
+        "tests_fixed": tests_fixed,
         "statuses": {t.test: t.status for t in result.tests},
         "included": result.included,
         "notes": result.notes,

@@ -422,26 +422,27 @@ def verdict_for(task: ProjectTask, run: PytestRun) -> Verdict:
     target_outcomes = run.outcomes_for(task.node_id)
     if task.node_id not in passed:
         failed = next((o for o in target_outcomes if o.failed), None)
-        text = pytest_feedback(failed) if failed else _not_run(task.node_id, target_outcomes)
+        text = _why_not_passed(task.node_id, target_outcomes)
         status = "timeout" if failed is not None and failed.outcome == "timeout" else "failed"
         return Verdict(len(passed), total, status, text, failing)
     broken = [node for node in task.previously_passing if node not in passed]
     if broken:
-        outcome = next((o for o in run.outcomes_for(broken[0]) if o.failed), None)
-        detail = pytest_feedback(outcome) if outcome else _not_run(broken[0], run.outcomes_for(broken[0]))
+        detail = _why_not_passed(broken[0], run.outcomes_for(broken[0]))
         return Verdict(len(passed), total, "failed", f"The fix breaks a test that passed before.\n{detail}", failing)
     if failing:  # the test passes; others of the same function still fail
-        outcome = next((o for o in run.outcomes_for(failing[0]) if o.failed), None)
-        detail = pytest_feedback(outcome) if outcome else _not_run(failing[0], run.outcomes_for(failing[0]))
+        detail = _why_not_passed(failing[0], run.outcomes_for(failing[0]))
         text = (f"With this fix {task.node_id} passes, but {len(failing)} other failing test(s) of the "
                 f"same code still fail.\n{detail}")  # fmt: skip
         return Verdict(len(passed), total, "failed", text, failing)
     return Verdict(total, total, "passed", "")
 
 
-def _not_run(node_id: str, outcomes: Sequence[TestOutcome]) -> str:
-    """Why a test that did not fail still did not pass: it skipped or xfailed (the code under test
-    called `pytest.skip()`, say), or it did not run at all."""
+def _why_not_passed(node_id: str, outcomes: Sequence[TestOutcome]) -> str:
+    """Why a required test did not pass: pytest's report of its failure, or that it skipped or
+    xfailed (the code under test called `pytest.skip()`, say), or that it did not run at all."""
+    failed = next((o for o in outcomes if o.failed), None)
+    if failed is not None:
+        return pytest_feedback(failed)
     other = next((o for o in outcomes if not o.passed), None)
     if other is None:
         return f"The test {node_id} did not run."

@@ -347,7 +347,7 @@ def _category(report) -> str | None:
 
 
 def pytest_runtest_logreport(report) -> None:
-    _check_internals()
+    _check_internals()  # at every report, not only at the end: a patch may be undone before it
     text = _longrepr_text(report) if report.longrepr is not None else ""
     frames = _frames_by_report.pop((report.nodeid, report.when), None)
     if frames is None and report.failed:
