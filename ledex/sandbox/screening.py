@@ -11,7 +11,8 @@ that uses them is refused before it runs, with the reason shown.
 Two rule sets:
 - "pytest" (run_pytest's overlay files): everything below. Only what a candidate *adds* counts: a
   file whose original already imports `pytest` or `gc` (a test file, a conftest, a debugging
-  helper) may keep doing so.
+  helper) may keep doing so. Beside the doors to the verifier, it refuses one way to fool the
+  tests themselves: an `__eq__` that always answers True (or `__ne__` False), which no fix needs.
 - "program" (run_program/run_many, a whole generated program): what the worker's harness cannot
   defend at run time (frames, globals, object graphs, memory, interpreter internals). Patching
   builtins, `os._exit`, `os.write`, printing fake markers and the like are defended by the harness
@@ -106,6 +107,10 @@ _CALLS: dict[str, tuple[str, frozenset[Profile]]] = {
     "compile": ("runs code built at run time", frozenset({"pytest"})),
 }
 _COMPUTED = "hides what it reaches for behind a computed name"
+# A comparison that answers the same whatever it compares makes every `assert result == expected`
+# pass: no fix ever needs one, and a model rewarded for passing tests can learn it.
+_CONSTANT_COMPARISONS = {"__eq__": True, "__ne__": False}
+_ALWAYS = "compares equal to anything, so the tests' == checks say nothing"
 # A string naming pytest's or ledex's modules is how mock.patch, pkgutil and their kin find them.
 _JUDGE_NAME = re.compile(r"^(?:_?pytest|pluggy|ledex\w*)(?:[.:]|$)")
 _PROC_PATHS = ("/proc/", "/dev/fd")
@@ -119,7 +124,7 @@ def _triggers(profile: Profile) -> re.Pattern[str]:
                                  "__dict__"}
     words |= {name for name, (_, profiles) in {**_SYS, **_CALLS}.items() if profile in profiles}
     if profile == "pytest":
-        words |= set(_OS) | {"closefd"}
+        words |= set(_OS) | {"closefd"} | set(_CONSTANT_COMPARISONS)
     pattern = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
     return re.compile(rf"\b(?:{pattern})\b|" + "|".join(map(re.escape, _PROC_PATHS)))
 
@@ -155,6 +160,8 @@ def refusal(candidate: str, profile: Profile, original: str | None = None) -> st
     if not found:
         return ""
     shown = "; ".join(str(r) for r in found[:3]) + ("; ..." if len(found) > 3 else "")
+    if all(r.why == _ALWAYS for r in found):
+        return f"it would fool the tests rather than fix the code: {shown}"
     return f"it reaches for the test verifier: {shown}"
 
 
@@ -258,8 +265,31 @@ class _Walker(ast.NodeVisitor):
             self.add(node, "open(<fd>, closefd=...)", "writes to file descriptors (where results travel)")
         self.generic_visit(node)
 
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        if self.profile == "pytest" and node.name in _CONSTANT_COMPARISONS:
+            returns = [n for n in ast.walk(node) if isinstance(n, ast.Return)]
+            if returns and all(_is_constant(r.value, _CONSTANT_COMPARISONS[node.name]) for r in returns):
+                self.add(node, f"{node.name} always {_CONSTANT_COMPARISONS[node.name]}", _ALWAYS)
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """`__eq__ = lambda self, other: True` in a class body."""
+        for target in node.targets:
+            name = target.id if isinstance(target, ast.Name) else None
+            if (self.profile == "pytest" and name in _CONSTANT_COMPARISONS
+                    and isinstance(node.value, ast.Lambda)
+                    and _is_constant(node.value.body, _CONSTANT_COMPARISONS[name])):  # fmt: skip
+                self.add(node, f"{name} always {_CONSTANT_COMPARISONS[name]}", _ALWAYS)
+        self.generic_visit(node)
+
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and any(p in node.value for p in _PROC_PATHS):
             self.add(node, repr(node.value[:40]), "reads the process's own file descriptors or memory")
         elif self.profile == "pytest" and isinstance(node.value, str) and _JUDGE_NAME.match(node.value):
             self.add(node, repr(node.value[:40]), "names a module of pytest or ledex, which report the verdict")
+
+
+def _is_constant(node: ast.expr | None, value: bool) -> bool:
+    return isinstance(node, ast.Constant) and node.value is value

@@ -383,6 +383,18 @@ def test_nothing_of_the_host_is_writable_in_the_sandbox(project):
     assert run.passes([node]), [o.longrepr for o in run.failed] or run.message
 
 
+def test_a_fix_returning_what_equals_anything_is_refused(mode, project):
+    """Not a forged verdict (the tests really pass, as the control run shows) but a fooled test:
+    no fix needs an `__eq__` that always answers True, and RL on project prompts could learn it."""
+    anything = "class Anything:\n    def __eq__(self, other):\n        return True\n\n\n"
+    fooled = anything + "def add(a, b):\n    return Anything()\n"
+    run = run_pytest(project, NODES, overlay={"calc.py": fooled}, python=sys.executable, timeout=120)
+    assert not run.passes() and run.status == "refused", (run.status, run.message)
+    assert "fool the tests" in run.message and "__eq__ always True" in run.message
+    control = fooled.replace("return True", "return other is not None")  # the screen's blind spot
+    assert run_pytest(project, NODES, overlay={"calc.py": control}, python=sys.executable).passes()
+
+
 def test_the_refusal_is_shown_as_the_runs_message(project):
     run = _attempt(project, "import ctypes\n")
     assert run.status == "refused"

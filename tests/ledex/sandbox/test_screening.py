@@ -38,6 +38,10 @@ def test_reaching_for_the_verifier_is_refused_in_both_profiles(code, shown):
     ("import sys\nsys.settrace(None)", "sys.settrace"),
     ("x = eval('1')", "eval()"),
     ("f = open(3, 'w', closefd=False)", "closefd"),
+    ("class Any:\n    def __eq__(self, other):\n        return True", "__eq__ always True"),
+    ("class Any:\n    def __ne__(self, o):\n        if o:\n            return False\n        return False",
+     "__ne__ always False"),
+    ("class Any:\n    __eq__ = lambda self, other: True", "__eq__ always True"),
 ])  # fmt: skip
 def test_what_only_a_project_fix_may_not_add(code, shown):
     assert shown in refusal(code, "pytest")
@@ -49,6 +53,9 @@ def test_what_only_a_project_fix_may_not_add(code, shown):
     "import re, sys, os\nsys.setrecursionlimit(10000)\nprint(re.compile('x'), os.path.join('a', 'b'))",
     "import sys\ndata = sys.stdin.read()\nsys.exit(0)",
     "class Money:\n    def __eq__(self, other):\n        return self.cents == other.cents",
+    "class Money:\n    def __eq__(self, other):\n        if self is other:\n            return True\n        return False",
+    "class Key:\n    def __ne__(self, other):\n        return True",  # not the constant that fools ==
+    "class Any:\n    def __eq__(self, other):\n        return NotImplemented",
     "x = getattr(obj, 'name', None)",
     "def f(\n",  # does not parse: the run reports it
 ])  # fmt: skip
