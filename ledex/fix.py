@@ -11,7 +11,9 @@ Given the project, a pytest run, the failing tests to fix, a model and a `FixCon
 3. offers a fix that leaves some of those tests failing only when nothing fixed them all, as a
    *partial* fix that says which still fail;
 4. combines the fixes into one new text per file and verifies them together (the fixed tests and
-   every test that passed before, in one run), leaving out a fix that breaks the combination.
+   every test that passed in `run`, in one run), leaving out a fix that breaks the combination.
+   A candidate is judged by the failing test's files alone (cheap, many times); this last run is
+   what keeps a fix from breaking a test in another file, once per call.
 
 Progress comes as typed events (`Event`) to a callback, on the calling thread; a set `cancel`
 event stops the work at the next candidate (mid-reply on a streaming backend). Nothing here
@@ -130,6 +132,8 @@ class VerifyingTogether:
     tests: tuple[str, ...]
 
     def describe(self) -> str:
+        if len(self.tests) == 1:
+            return "running every test that passed before with the fix"
         return f"verifying the fixes of {len(self.tests)} tests together"
 
 
@@ -310,7 +314,7 @@ def fix_tests(
         if done.status in ("verified", "fixed_by"):
             _credit_earlier(result.tests, done)
     if not result.cancelled:
-        _combine(result, config, notify, stopped)
+        _combine(result, run, config, notify, stopped)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -521,18 +525,24 @@ def _progress(
 
 
 def _combine(
-    result: FixResult, config: FixConfig, notify: OnEvent, stopped: Callable[[], bool]
+    result: FixResult,
+    run: PytestRun,
+    config: FixConfig,
+    notify: OnEvent,
+    stopped: Callable[[], bool],
 ) -> None:
     """`result.files`: the offered fixes applied one after the other, verified together with the
-    tests they fix, those of other tests (`fixed_by`) included. A fix that breaks the combination
-    is left out (noted) and the rest kept."""
+    tests they fix, those of other tests (`fixed_by`) included, and every test that passed in
+    `run`. A fix that breaks the combination is left out (noted) and the rest kept."""
     offered = [
         t for t in result.tests if t.fix is not None and t.task is not None and not t.fixed_by
     ]
     riders = [t for t in result.tests if t.fixed_by]
     if not offered:
         return
-    if len(offered) == 1:  # its own verification ran exactly this
+    passing = [o.node_id for o in run.passed]
+    if len(offered) == 1 and not _elsewhere(offered, passing):
+        # its own verification ran exactly this: the same files, the same tests required
         files = compose(offered)
         if files is not None:
             result.files, result.included = files, [offered[0].test]
@@ -540,7 +550,8 @@ def _combine(
             result.notes.append(f"the fix for {offered[0].test} no longer applies")
         return
     notify(VerifyingTogether(tuple(t.test for t in offered)))
-    if _verify_together(offered, config, riders):
+    broken = _verify_together(offered, config, riders, passing)
+    if broken == []:
         result.files, result.included = compose(offered) or {}, [t.test for t in offered]
         return
     kept: list[TestFix] = []
@@ -548,12 +559,24 @@ def _combine(
         if stopped():
             result.cancelled = True
             return
-        if not kept or _verify_together([*kept, fixing], config, riders):
+        broken = _verify_together([*kept, fixing], config, riders, passing)
+        if broken == []:
             kept.append(fixing)
+        elif not kept and broken is not None and set(broken) <= set(passing):
+            result.notes.append(f"the fix for {fixing.test} makes {broken[0]} fail, which passed "
+                                f"before, so it was left out")  # fmt: skip
+        elif not kept:
+            result.notes.append(f"the fix for {fixing.test} no longer verifies, so it was left out")
         else:
             result.notes.append(f"the fix for {fixing.test} does not verify together with the fix for "
                                 f"{kept[0].test}, so it was left out")  # fmt: skip
     result.files, result.included = compose(kept) or {}, [t.test for t in kept]
+
+
+def _elsewhere(fixes: Sequence[TestFix], passing: Sequence[str]) -> list[str]:
+    """The tests of `passing` in files that the fixes' own verification did not run."""
+    ran = {node.split("::", 1)[0] for t in fixes if t.task for node in t.task.check_nodes}
+    return [node for node in passing if node.split("::", 1)[0] not in ran]
 
 
 def compose(fixes: Sequence[TestFix]) -> dict[str, FileFix] | None:
@@ -582,25 +605,33 @@ def compose(fixes: Sequence[TestFix]) -> dict[str, FileFix] | None:
 
 
 def _verify_together(
-    fixes: Sequence[TestFix], config: FixConfig, riders: Sequence[TestFix] = ()
-) -> bool:
-    """Do the fixes, applied together, fix what each fixed alone, the `riders` (tests fixed by
-    one of these fixes: their `fixed_by`) included, and keep every test that passed passing?"""
+    fixes: Sequence[TestFix],
+    config: FixConfig,
+    riders: Sequence[TestFix] = (),
+    passing: Sequence[str] = (),
+) -> list[str] | None:
+    """The tests that the fixes, applied together, should make or keep passing and do not ([]:
+    none, they verify): what each fixed alone, the `riders` (tests fixed by one of these fixes:
+    their `fixed_by`) included, and every test that passed (`passing`, and those their own
+    verification required). None when the fixes no longer apply together."""
     files = compose(fixes)
     if files is None:
-        return False
+        return None
     tasks = [t.task for t in fixes if t.task is not None]
     project = tasks[0].project
     offered = {t.test for t in fixes}
     riding = [t.test for t in riders if t.fixed_by in offered]
     nodes = sorted(
         {node for task in tasks for node in task.check_nodes}
-        | {test.split("::", 1)[0] for test in riding}
+        | {test.split("::", 1)[0] for test in [*riding, *passing]}
     )
     required = sorted(
         {node for t in fixes for node in [*t.fixed, *(t.task.previously_passing if t.task else [])]}
         | set(riding)
+        | set(passing)
     )
     run = run_pytest(project, nodes, overlay={rel: f.new for rel, f in files.items()},
                      python=config.python, timeout=config.timeout)  # fmt: skip
-    return run.passes(required)
+    if run.status != "ok" or run.collection_errors or run.missing:
+        return required
+    return [node for node in required if not run.passes([node])]

@@ -188,6 +188,23 @@ def test_a_fix_that_breaks_another_fix_is_left_out_of_the_combination(tmp_path):
     assert result.fixed_tests == ["tests/test_two.py::test_double"] and not result.all_fixed
 
 
+def test_a_fix_that_breaks_a_passing_test_in_another_file_is_not_offered(tmp_path):
+    """A candidate is judged by the failing test's file alone; the tests of the project's other
+    files that passed must pass with the offered fix too."""
+    elsewhere = "from marks.grade import grade\n\n\ndef test_fail_below_seventy():\n    assert grade(55) == 'F'\n"
+    project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS,
+                                      "tests/test_report.py": elsewhere})  # fmt: skip
+    breaks_elsewhere = ALL.replace('    return "F"', '    if score >= 50:\n        return "E"\n    return "F"')
+    with scripted([("Every bound excludes its own mark.", breaks_elsewhere)]) as server:
+        result = run_fix(project, server, n=1)
+    assert {t.status for t in result.tests} == {"verified", "fixed_by"}  # by its own file's tests
+    assert result.files == {} and result.fixed_tests == [] and not result.all_fixed
+    assert any("makes tests/test_report.py::test_fail_below_seventy fail" in n for n in result.notes)
+    with scripted([("Every bound excludes its own mark.", ALL)]) as server:
+        result = run_fix(project, server, n=1)
+    assert result.all_fixed and passes_with(project, result)
+
+
 def test_an_earlier_result_for_the_same_files_is_reused_without_the_model(tmp_path):
     project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS})
     with scripted([("Every bound excludes its own mark.", ALL)]) as server:
