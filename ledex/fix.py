@@ -50,6 +50,9 @@ class FixConfig:
         None  # the interpreter that runs the tests (None: the project's .venv, else python3)
     )
     timeout: float = DEFAULT_TIMEOUT
+    #: extra pytest arguments of the run that found the failures (the language server's setting):
+    #: every verification run gets them too, so it collects the same tests
+    pytest_args: tuple[str, ...] = ()
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -314,7 +317,7 @@ def fix_tests(
         if done.status in ("verified", "fixed_by"):
             _credit_earlier(result.tests, done)
     if not result.cancelled:
-        _combine(result, run, config, notify, stopped)
+        _combine(result, run, config, notify, stopped, cache)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -368,11 +371,12 @@ def group_of(task: ProjectTask, run: PytestRun, located: dict[str, tuple[str, st
 
 
 def task_for(project: Path, run: PytestRun, outcome: TestOutcome, *, python: str | None = None,
-             timeout: float = 60.0) -> ProjectTask | str:  # fmt: skip
+             timeout: float = 60.0, pytest_args: Sequence[str] = ()) -> ProjectTask | str:  # fmt: skip
     """The task this workflow repairs for one failing test: `project_repair.prepare`, verified
     against the other failing tests of its function too. The trainer collects its data with it,
     so a "verified" training fix means what it means in the editor."""
-    task = project_repair.prepare(project, run, outcome, python=python, timeout=timeout)
+    task = project_repair.prepare(project, run, outcome, python=python, timeout=timeout,
+                                  pytest_args=pytest_args)  # fmt: skip
     if isinstance(task, str):
         return task
     return widen(task, run, group_of(task, run, _locate_failures(project, run)))
@@ -398,9 +402,8 @@ def _fix_one(project: Path, run: PytestRun, outcome: TestOutcome, located: dict[
              cancel: threading.Event | None, earlier: Sequence[TestFix], done: Sequence[TestFix],
              index: int, count: int, cache: FixCache | None) -> TestFix:  # fmt: skip
     fixing = TestFix(outcome.node_id, outcome.message)
-    task = project_repair.prepare(
-        project, run, outcome, python=config.python, timeout=config.timeout
-    )
+    task = project_repair.prepare(project, run, outcome, python=config.python, timeout=config.timeout,
+                                  pytest_args=config.pytest_args)  # fmt: skip
     if isinstance(task, str):
         fixing.skipped = task
         return fixing
@@ -530,10 +533,12 @@ def _combine(
     config: FixConfig,
     notify: OnEvent,
     stopped: Callable[[], bool],
+    cache: FixCache | None = None,
 ) -> None:
     """`result.files`: the offered fixes applied one after the other, verified together with the
     tests they fix, those of other tests (`fixed_by`) included, and every test that passed in
-    `run`. A fix that breaks the combination is left out (noted) and the rest kept."""
+    `run`. A fix that breaks the combination is left out (noted, and dropped from the `cache`, so
+    that the model is asked again next time) and the rest kept."""
     offered = [
         t for t in result.tests if t.fix is not None and t.task is not None and not t.fixed_by
     ]
@@ -559,18 +564,28 @@ def _combine(
         if stopped():
             result.cancelled = True
             return
-        broken = _verify_together([*kept, fixing], config, riders, passing)
+        if len(offered) > 1:  # one fix alone: `broken` is its run already
+            broken = _verify_together([*kept, fixing], config, riders, passing)
         if broken == []:
             kept.append(fixing)
-        elif not kept and broken is not None and set(broken) <= set(passing):
-            result.notes.append(f"the fix for {fixing.test} makes {broken[0]} fail, which passed "
-                                f"before, so it was left out")  # fmt: skip
-        elif not kept:
-            result.notes.append(f"the fix for {fixing.test} no longer verifies, so it was left out")
-        else:
-            result.notes.append(f"the fix for {fixing.test} does not verify together with the fix for "
-                                f"{kept[0].test}, so it was left out")  # fmt: skip
+            continue
+        result.notes.append(_left_out(fixing, kept, broken, passing))
+        if cache is not None and fixing.task is not None:
+            cache.drop(fixing.task)
     result.files, result.included = compose(kept) or {}, [t.test for t in kept]
+
+
+def _left_out(fixing: TestFix, kept: Sequence[TestFix], broken: list[str] | None,
+              passing: Sequence[str]) -> str:  # fmt: skip
+    """Why `fixing`'s fix is not offered: the test it makes fail, named where it passed before."""
+    together = f" together with the fix for {kept[0].test}" if kept else ""
+    if broken is None:
+        return f"the fix for {fixing.test} no longer applies{together}, so it was left out"
+    was_passing = [node for node in broken if node in set(passing)]
+    if was_passing:
+        return (f"the fix for {fixing.test} makes {was_passing[0]} fail{together}, which passed "
+                f"before, so it was left out")  # fmt: skip
+    return f"the fix for {fixing.test} does not verify{together}, so it was left out"
 
 
 def _elsewhere(fixes: Sequence[TestFix], passing: Sequence[str]) -> list[str]:
@@ -631,7 +646,13 @@ def _verify_together(
         | set(passing)
     )
     run = run_pytest(project, nodes, overlay={rel: f.new for rel, f in files.items()},
-                     python=config.python, timeout=config.timeout)  # fmt: skip
+                     python=config.python, timeout=config.timeout,
+                     pytest_args=config.pytest_args)  # fmt: skip
     if run.status != "ok" or run.collection_errors or run.missing:
         return required
-    return [node for node in required if not run.passes([node])]
+
+    def passed(node: str) -> bool:  # a test id is looked up; a file's or class's id is expanded
+        outcome = run.outcomes.get(node)
+        return outcome.passed if outcome is not None else run.passes([node])
+
+    return [node for node in required if not passed(node)]

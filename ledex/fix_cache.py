@@ -114,6 +114,11 @@ class FixCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def drop(self, task: ProjectTask) -> None:
+        """Forget the fix kept for this task (one that verified alone but broke another test)."""
+        with contextlib.suppress(OSError):
+            (self.directory / f"{self.key(task)}.json").unlink(missing_ok=True)
+
     def put(self, task: ProjectTask, candidate: Candidate, *, partial: bool = False) -> None:
         """Keep a verified (or partial) fix; a cache that cannot be written is no error."""
         if not candidate.code:

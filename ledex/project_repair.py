@@ -59,6 +59,9 @@ class ProjectTask:
     python: str | None = None
     timeout: float = 60.0
     truncated: list[str] = field(default_factory=list)
+    #: the user's extra pytest arguments (the language server's setting), in every verification
+    #: run as in the run that found the failure, so the same tests are collected
+    pytest_args: tuple[str, ...] = ()
     #: other failing tests that exercise the function under repair (other cases of a parametrized
     #: test, other tests of the function): a candidate is judged by how many of them it fixes too
     also_failing: list[str] = field(default_factory=list)
@@ -219,7 +222,13 @@ def _source_files(project: Path) -> list[str]:
 
 
 def prepare(
-    project: Path, run: PytestRun, outcome: TestOutcome, *, python: str | None = None, timeout: float = 60.0
+    project: Path,
+    run: PytestRun,
+    outcome: TestOutcome,
+    *,
+    python: str | None = None,
+    timeout: float = 60.0,
+    pytest_args: Sequence[str] = (),
 ) -> ProjectTask | str:
     """A ProjectTask for a failing test, or a message saying why it cannot be repaired."""
     project = project.resolve()
@@ -241,7 +250,8 @@ def prepare(
     test_file = outcome.node_id.split("::", 1)[0]
     same_file = [o.node_id for o in run.outcomes.values() if o.node_id.split("::", 1)[0] == test_file]
     passing = [node for node in same_file if run.outcomes[node].passed]
-    return ProjectTask(project, outcome, site, related, sources, [test_file], passing, python, timeout)
+    return ProjectTask(project, outcome, site, related, sources, [test_file], passing, python, timeout,
+                       pytest_args=tuple(pytest_args))  # fmt: skip
 
 
 def conversation_parts(task: ProjectTask, budget_chars: int) -> tuple[str, str, str]:
@@ -396,7 +406,7 @@ class ProjectVerifier:
             return Verdict(0, len(required), "rejected", f"The fix could not be applied: {patches.message}", required)
         overlay = {relpath: patch.new_source for relpath, patch in patches.items()}
         run = run_pytest(self.task.project, self.task.check_nodes, overlay=overlay, python=self.task.python,
-                         timeout=self.task.timeout)  # fmt: skip
+                         timeout=self.task.timeout, pytest_args=self.task.pytest_args)  # fmt: skip
         self.runs.append(run)
         return verdict_for(self.task, run)
 

@@ -62,7 +62,8 @@ class Settings:
         )
 
     def fix_config(self) -> FixConfig:
-        return FixConfig(repair=self.repair_config(), python=self.python, timeout=self.timeout)
+        return FixConfig(repair=self.repair_config(), python=self.python, timeout=self.timeout,
+                         pytest_args=self.pytest_args)  # fmt: skip
 
     def with_changes(self, raw: object) -> tuple[Settings, list[str]]:
         """These settings updated from a client's `ledex` object, and a line per ignored value."""

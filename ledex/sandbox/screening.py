@@ -12,7 +12,7 @@ Two rule sets:
 - "pytest" (run_pytest's overlay files): everything below. Only what a candidate *adds* counts: a
   file whose original already imports `pytest` or `gc` (a test file, a conftest, a debugging
   helper) may keep doing so. Beside the doors to the verifier, it refuses one way to fool the
-  tests themselves: an `__eq__` that always answers True (or `__ne__` False), which no fix needs.
+  tests themselves: an `__eq__` that always answers true, which no fix needs.
 - "program" (run_program/run_many, a whole generated program): what the worker's harness cannot
   defend at run time (frames, globals, object graphs, memory, interpreter internals). Patching
   builtins, `os._exit`, `os.write`, printing fake markers and the like are defended by the harness
@@ -107,10 +107,12 @@ _CALLS: dict[str, tuple[str, frozenset[Profile]]] = {
     "compile": ("runs code built at run time", frozenset({"pytest"})),
 }
 _COMPUTED = "hides what it reaches for behind a computed name"
-# A comparison that answers the same whatever it compares makes every `assert result == expected`
-# pass: no fix ever needs one, and a model rewarded for passing tests can learn it.
-_CONSTANT_COMPARISONS = {"__eq__": True, "__ne__": False}
+# An `__eq__` that answers a true constant whatever it compares makes every `assert result ==
+# expected` pass: no fix needs one, and a model rewarded for passing tests can learn it. (Only
+# `__eq__`: it is what tests' asserts call; the screen is not a proof, the warm worker's own check
+# of every `==` is the benchmark programs' defence.)
 _ALWAYS = "compares equal to anything, so the tests' == checks say nothing"
+_ALWAYS_EQUAL = "__eq__ always true"
 # A string naming pytest's or ledex's modules is how mock.patch, pkgutil and their kin find them.
 _JUDGE_NAME = re.compile(r"^(?:_?pytest|pluggy|ledex\w*)(?:[.:]|$)")
 _PROC_PATHS = ("/proc/", "/dev/fd")
@@ -124,7 +126,7 @@ def _triggers(profile: Profile) -> re.Pattern[str]:
                                  "__dict__"}
     words |= {name for name, (_, profiles) in {**_SYS, **_CALLS}.items() if profile in profiles}
     if profile == "pytest":
-        words |= set(_OS) | {"closefd"} | set(_CONSTANT_COMPARISONS)
+        words |= set(_OS) | {"closefd", "__eq__"}
     pattern = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
     return re.compile(rf"\b(?:{pattern})\b|" + "|".join(map(re.escape, _PROC_PATHS)))
 
@@ -261,28 +263,32 @@ class _Walker(ast.NodeVisitor):
                 self.add(node, f"{name}(..., {attribute.value!r})", _ATTRIBUTES[attribute.value])
             elif (owner := self.owner(node.args[0])) is not None:
                 self.member(node, owner, attribute.value)
+        if (self.profile == "pytest" and name == "setattr" and len(node.args) == 3
+                and isinstance(node.args[1], ast.Constant) and node.args[1].value == "__eq__"
+                and _true_lambda(node.args[2])):  # fmt: skip
+            self.add(node, _ALWAYS_EQUAL, _ALWAYS)
         if self.profile == "pytest" and any(k.arg == "closefd" for k in node.keywords):
             self.add(node, "open(<fd>, closefd=...)", "writes to file descriptors (where results travel)")
         self.generic_visit(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        if self.profile == "pytest" and node.name in _CONSTANT_COMPARISONS:
-            returns = [n for n in ast.walk(node) if isinstance(n, ast.Return)]
-            if returns and all(_is_constant(r.value, _CONSTANT_COMPARISONS[node.name]) for r in returns):
-                self.add(node, f"{node.name} always {_CONSTANT_COMPARISONS[node.name]}", _ALWAYS)
+        if self.profile == "pytest" and node.name == "__eq__" and _answers_true(node):
+            self.add(node, _ALWAYS_EQUAL, _ALWAYS)
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
-    def visit_Assign(self, node: ast.Assign) -> None:
-        """`__eq__ = lambda self, other: True` in a class body."""
-        for target in node.targets:
-            name = target.id if isinstance(target, ast.Name) else None
-            if (self.profile == "pytest" and name in _CONSTANT_COMPARISONS
-                    and isinstance(node.value, ast.Lambda)
-                    and _is_constant(node.value.body, _CONSTANT_COMPARISONS[name])):  # fmt: skip
-                self.add(node, f"{name} always {_CONSTANT_COMPARISONS[name]}", _ALWAYS)
+    def visit_Assign(self, node: ast.Assign | ast.AnnAssign) -> None:
+        """`__eq__ = lambda self, other: True` in a class, `Cls.__eq__ = ...`, also wrapped in a
+        call (`staticmethod(lambda *a: True)`)."""
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        names = [t.id if isinstance(t, ast.Name) else t.attr if isinstance(t, ast.Attribute) else ""
+                 for t in targets]  # fmt: skip
+        if self.profile == "pytest" and "__eq__" in names and _true_lambda(node.value):
+            self.add(node, _ALWAYS_EQUAL, _ALWAYS)
         self.generic_visit(node)
+
+    visit_AnnAssign = visit_Assign
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and any(p in node.value for p in _PROC_PATHS):
@@ -291,5 +297,33 @@ class _Walker(ast.NodeVisitor):
             self.add(node, repr(node.value[:40]), "names a module of pytest or ledex, which report the verdict")
 
 
-def _is_constant(node: ast.expr | None, value: bool) -> bool:
-    return isinstance(node, ast.Constant) and node.value is value
+def _truthy_constant(node: ast.expr | None) -> bool:
+    """`True`, `1`, `"x"`, `not False`: a value known to be true before the code runs."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return isinstance(node.operand, ast.Constant) and not node.operand.value
+    return isinstance(node, ast.Constant) and bool(node.value)
+
+
+def _answers_true(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Does every way out of `function` return a true constant? Its own returns only (not those
+    of functions or classes inside it), it raises nothing, and it cannot fall off its end (an
+    `__eq__` returning True or, implicitly, None is an ordinary one)."""
+    returns: list[ast.Return] = []
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Raise):
+            return False
+        if isinstance(node, ast.Return):
+            returns.append(node)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            pending.extend(ast.iter_child_nodes(node))
+    last = function.body[-1]
+    return isinstance(last, ast.Return) and all(_truthy_constant(r.value) for r in returns)
+
+
+def _true_lambda(node: ast.expr | None) -> bool:
+    """A lambda answering a true constant, or one call's argument that is (`staticmethod(...)`)."""
+    if isinstance(node, ast.Call) and len(node.args) == 1:
+        node = node.args[0]
+    return isinstance(node, ast.Lambda) and _truthy_constant(node.body)

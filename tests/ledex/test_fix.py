@@ -63,10 +63,11 @@ def scripted(replies):
     return LoopbackServer(reply=reply)
 
 
-def run_fix(project: Path, server: LoopbackServer, tests=None, n=2, rounds=1, **kwargs):
-    run = run_pytest(project, python=sys.executable)
+def run_fix(project: Path, server: LoopbackServer, tests=None, n=2, rounds=1, pytest_args=(), **kwargs):
+    run = run_pytest(project, python=sys.executable, pytest_args=pytest_args)
     wanted = [o for o in run.failed if tests is None or o.node_id in tests]
-    config = fix.FixConfig(RepairConfig(n=n, rounds=rounds), python=sys.executable)
+    config = fix.FixConfig(RepairConfig(n=n, rounds=rounds), python=sys.executable,
+                           pytest_args=tuple(pytest_args))  # fmt: skip
     backend = load_backend(f"openai:{server.url}#m")
     with backend:
         return fix.fix_tests(project, run, wanted, backend, config, **kwargs)
@@ -190,19 +191,36 @@ def test_a_fix_that_breaks_another_fix_is_left_out_of_the_combination(tmp_path):
 
 def test_a_fix_that_breaks_a_passing_test_in_another_file_is_not_offered(tmp_path):
     """A candidate is judged by the failing test's file alone; the tests of the project's other
-    files that passed must pass with the offered fix too."""
+    files that passed must pass with the offered fix too. The fix is not kept in the cache either:
+    the model is asked again next time."""
+    from ledex.fix_cache import FixCache
+
     elsewhere = "from marks.grade import grade\n\n\ndef test_fail_below_seventy():\n    assert grade(55) == 'F'\n"
-    project = make_project(tmp_path, {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS,
-                                      "tests/test_report.py": elsewhere})  # fmt: skip
+    project = make_project(tmp_path / "project", {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS,
+                                                  "tests/test_report.py": elsewhere})  # fmt: skip
     breaks_elsewhere = ALL.replace('    return "F"', '    if score >= 50:\n        return "E"\n    return "F"')
+    cache = FixCache(tmp_path / "cache", model="the-model")
     with scripted([("Every bound excludes its own mark.", breaks_elsewhere)]) as server:
-        result = run_fix(project, server, n=1)
+        result = run_fix(project, server, n=1, cache=cache)
     assert {t.status for t in result.tests} == {"verified", "fixed_by"}  # by its own file's tests
     assert result.files == {} and result.fixed_tests == [] and not result.all_fixed
     assert any("makes tests/test_report.py::test_fail_below_seventy fail" in n for n in result.notes)
     with scripted([("Every bound excludes its own mark.", ALL)]) as server:
-        result = run_fix(project, server, n=1)
+        result = run_fix(project, server, n=1, cache=cache)
+        assert server.chat_requests  # asked again: the left-out fix was not kept
     assert result.all_fixed and passes_with(project, result)
+
+
+def test_the_users_pytest_arguments_reach_every_verification_run(tmp_path):
+    """The language server's `pytestArgs` collect more tests (here doctests); verification runs
+    that did not get them would miss those tests and refuse every fix."""
+    example = '"""\n    >>> grade(100)\n    \'A\'\n\n    Letter grade'
+    documented = GRADE.replace('"""Letter grade', example)
+    project = make_project(tmp_path, {"marks/grade.py": documented, "tests/test_grade.py": GRADE_TESTS})
+    fixed = ALL.replace('"""Letter grade', example)
+    with scripted([("Every bound excludes its own mark.", fixed)]) as server:
+        result = run_fix(project, server, n=1, pytest_args=("--doctest-modules",))
+    assert result.all_fixed and not result.notes, result.notes
 
 
 def test_an_earlier_result_for_the_same_files_is_reused_without_the_model(tmp_path):

@@ -38,10 +38,13 @@ def test_reaching_for_the_verifier_is_refused_in_both_profiles(code, shown):
     ("import sys\nsys.settrace(None)", "sys.settrace"),
     ("x = eval('1')", "eval()"),
     ("f = open(3, 'w', closefd=False)", "closefd"),
-    ("class Any:\n    def __eq__(self, other):\n        return True", "__eq__ always True"),
-    ("class Any:\n    def __ne__(self, o):\n        if o:\n            return False\n        return False",
-     "__ne__ always False"),
-    ("class Any:\n    __eq__ = lambda self, other: True", "__eq__ always True"),
+    ("class Any:\n    def __eq__(self, other):\n        return True", "__eq__ always true"),
+    ("class Any:\n    def __eq__(self, o):\n        if o:\n            return 1\n        return not False",
+     "__eq__ always true"),
+    ("class Any:\n    __eq__ = lambda self, other: True", "__eq__ always true"),
+    ("class Any:\n    __eq__: object = staticmethod(lambda *a: True)", "__eq__ always true"),
+    ("Any.__eq__ = lambda self, other: True", "__eq__ always true"),
+    ("setattr(Any, '__eq__', lambda self, other: True)", "__eq__ always true"),
 ])  # fmt: skip
 def test_what_only_a_project_fix_may_not_add(code, shown):
     assert shown in refusal(code, "pytest")
@@ -54,7 +57,9 @@ def test_what_only_a_project_fix_may_not_add(code, shown):
     "import sys\ndata = sys.stdin.read()\nsys.exit(0)",
     "class Money:\n    def __eq__(self, other):\n        return self.cents == other.cents",
     "class Money:\n    def __eq__(self, other):\n        if self is other:\n            return True\n        return False",
-    "class Key:\n    def __ne__(self, other):\n        return True",  # not the constant that fools ==
+    "class M:\n    def __eq__(self, o):\n        if isinstance(o, M) and o.c == self.c:\n            return True",
+    "class M:\n    def __eq__(self, o):\n        if not isinstance(o, M):\n            raise TypeError(o)\n        return True",
+    "class M:\n    def __eq__(self, o):\n        def same():\n            return True\n        return same() and o.c == 1",
     "class Any:\n    def __eq__(self, other):\n        return NotImplemented",
     "x = getattr(obj, 'name', None)",
     "def f(\n",  # does not parse: the run reports it
