@@ -24,6 +24,8 @@ def test_settings_from_initialization_options_then_configuration():
     assert settings.run_on == frozenset({"save"}) and settings.show_unverified
     assert settings.pytest_args == ("-k", "not slow") and settings.timeout == 5.0
     assert settings.repair_config().n == 2 and settings.repair_config().rounds == 3
+    # the fix's verification runs collect what the diagnostics' run collected
+    assert settings.fix_config().pytest_args == ("-k", "not slow")
 
 
 @pytest.mark.parametrize(
