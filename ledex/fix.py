@@ -581,7 +581,8 @@ def _left_out(fixing: TestFix, kept: Sequence[TestFix], broken: list[str] | None
     together = f" together with the fix for {kept[0].test}" if kept else ""
     if broken is None:
         return f"the fix for {fixing.test} no longer applies{together}, so it was left out"
-    was_passing = [node for node in broken if node in set(passing)]
+    before = set(passing)
+    was_passing = [node for node in broken if node in before]
     if was_passing:
         return (f"the fix for {fixing.test} makes {was_passing[0]} fail{together}, which passed "
                 f"before, so it was left out")  # fmt: skip
