@@ -649,11 +649,4 @@ def _verify_together(
     run = run_pytest(project, nodes, overlay={rel: f.new for rel, f in files.items()},
                      python=config.python, timeout=config.timeout,
                      pytest_args=config.pytest_args)  # fmt: skip
-    if run.status != "ok" or run.collection_errors or run.missing:
-        return required
-
-    def passed(node: str) -> bool:  # a test id is looked up; a file's or class's id is expanded
-        outcome = run.outcomes.get(node)
-        return outcome.passed if outcome is not None else run.passes([node])
-
-    return [node for node in required if not passed(node)]
+    return [node for node in required if not run.passes([node])]

@@ -165,6 +165,8 @@ class PytestRun:
     def outcomes_for(self, node_id: str) -> list[TestOutcome]:
         """The outcomes a requested id stands for: itself, or its parametrizations, or the tests
         of a file or class."""
+        if node_id in self.outcomes:  # a test's own id selects nothing else: no scan (big suites)
+            return [self.outcomes[node_id]]
         return [o for key, o in self.outcomes.items() if _selects(node_id, key)]
 
     def passes(self, node_ids: Sequence[str] | None = None) -> bool:

@@ -263,10 +263,9 @@ class _Walker(ast.NodeVisitor):
                 self.add(node, f"{name}(..., {attribute.value!r})", _ATTRIBUTES[attribute.value])
             elif (owner := self.owner(node.args[0])) is not None:
                 self.member(node, owner, attribute.value)
-        if (self.profile == "pytest" and name == "setattr" and len(node.args) == 3
-                and isinstance(node.args[1], ast.Constant) and node.args[1].value == "__eq__"
-                and _true_lambda(node.args[2])):  # fmt: skip
-            self.add(node, _ALWAYS_EQUAL, _ALWAYS)
+            elif (self.profile == "pytest" and name == "setattr" and attribute.value == "__eq__"
+                    and len(node.args) == 3 and _true_lambda(node.args[2])):  # fmt: skip
+                self.add(node, _ALWAYS_EQUAL, _ALWAYS)
         if self.profile == "pytest" and any(k.arg == "closefd" for k in node.keywords):
             self.add(node, "open(<fd>, closefd=...)", "writes to file descriptors (where results travel)")
         self.generic_visit(node)
