@@ -13,7 +13,9 @@ Given the project, a pytest run, the failing tests to fix, a model and a `FixCon
 4. combines the fixes into one new text per file and verifies them together (the fixed tests and
    every test that passed in `run`, in one run), leaving out a fix that breaks the combination.
    A candidate is judged by the failing test's files alone (cheap, many times); this last run is
-   what keeps a fix from breaking a test in another file, once per call.
+   what keeps a fix from breaking a test in another file, once per call;
+5. repairs once more each fix left out because it made such a test fail: from that fix, shown the
+   failure it caused, with that test's file checked too; the fixes found are combined again.
 
 Progress comes as typed events (`Event`) to a callback, on the calling thread; a set `cancel`
 event stops the work at the next candidate (mid-reply on a streaming backend). Nothing here
@@ -141,6 +143,22 @@ class VerifyingTogether:
 
 
 @dataclass(frozen=True)
+class RepairingAgain:
+    """A fix verified by its own tests made a test of another file fail: the model is asked again,
+    from that fix, with that test checked too."""
+
+    test: str
+    broken: str  # the first test, passing before, that the fix made fail
+    index: int  # 0-based among the tests repaired again in this call
+    count: int
+    rounds: int
+    candidates: int
+
+    def describe(self) -> str:
+        return f"{self.test}: its fix makes {self.broken} fail, asking the model again"
+
+
+@dataclass(frozen=True)
 class TestDone:
     test: str
     status: str  # TestFix.status
@@ -157,6 +175,7 @@ Event = (
     | CheckingEarlierFix
     | CheckingCachedFix
     | VerifyingTogether
+    | RepairingAgain
     | TestDone
 )
 OnEvent = Callable[[Event], None]
@@ -317,7 +336,9 @@ def fix_tests(
         if done.status in ("verified", "fixed_by"):
             _credit_earlier(result.tests, done)
     if not result.cancelled:
-        _combine(result, run, config, notify, stopped, cache)
+        breaking = _combine(result, run, config, notify, stopped, cache)
+        if breaking and not stopped():
+            _repair_again(result, breaking, run, get_backend, config, notify, cancel, cache)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -385,15 +406,19 @@ def task_for(project: Path, run: PytestRun, outcome: TestOutcome, *, python: str
 def widen(task: ProjectTask, run: PytestRun, also_failing: list[str]) -> ProjectTask:
     """The task verified against `also_failing` too: their test files run, and the tests that
     passed there must keep passing."""
-    files = list(
-        dict.fromkeys([*task.check_nodes, *(node.split("::", 1)[0] for node in also_failing)])
-    )
+    return guard(replace(task, also_failing=list(also_failing)), run, also_failing)
+
+
+def guard(task: ProjectTask, run: PytestRun, tests: Sequence[str]) -> ProjectTask:
+    """The task with the test files of `tests` run too, and every test of those files that passed
+    in `run` required to keep passing."""
+    files = list(dict.fromkeys([*task.check_nodes, *(node.split("::", 1)[0] for node in tests)]))
     passing = [
         o.node_id
         for o in run.outcomes.values()
         if o.passed and o.node_id.split("::", 1)[0] in files
     ]
-    return replace(task, also_failing=list(also_failing), check_nodes=files,
+    return replace(task, check_nodes=files,
                    previously_passing=list(dict.fromkeys([*task.previously_passing, *passing])))  # fmt: skip
 
 
@@ -534,17 +559,20 @@ def _combine(
     notify: OnEvent,
     stopped: Callable[[], bool],
     cache: FixCache | None = None,
-) -> None:
+) -> dict[str, list[str]]:
     """`result.files`: the offered fixes applied one after the other, verified together with the
     tests they fix, those of other tests (`fixed_by`) included, and every test that passed in
     `run`. A fix that breaks the combination is left out (noted, and dropped from the `cache`, so
-    that the model is asked again next time) and the rest kept."""
+    that the model is asked again next time) and the rest kept.
+
+    Returns the fixes left out because they made tests fail that passed in `run`: test -> those
+    tests."""
     offered = [
         t for t in result.tests if t.fix is not None and t.task is not None and not t.fixed_by
     ]
     riders = [t for t in result.tests if t.fixed_by]
     if not offered:
-        return
+        return {}
     passing = [o.node_id for o in run.passed]
     if len(offered) == 1 and not _elsewhere(offered, passing):
         # its own verification ran exactly this: the same files, the same tests required
@@ -553,40 +581,92 @@ def _combine(
             result.files, result.included = files, [offered[0].test]
         else:
             result.notes.append(f"the fix for {offered[0].test} no longer applies")
-        return
+        return {}
     notify(VerifyingTogether(tuple(t.test for t in offered)))
     broken = _verify_together(offered, config, riders, passing)
     if broken == []:
         result.files, result.included = compose(offered) or {}, [t.test for t in offered]
-        return
+        return {}
     kept: list[TestFix] = []
+    breaking: dict[str, list[str]] = {}
+    before = set(passing)
     for fixing in offered:  # the combination fails: keep the fixes that verify with those before
         if stopped():
             result.cancelled = True
-            return
+            return {}
         if len(offered) > 1:  # one fix alone: `broken` is its run already
             broken = _verify_together([*kept, fixing], config, riders, passing)
         if broken == []:
             kept.append(fixing)
             continue
-        result.notes.append(_left_out(fixing, kept, broken, passing))
+        was_passing = [node for node in broken or [] if node in before]
+        result.notes.append(_left_out(fixing, kept, broken, was_passing))
+        if was_passing:
+            breaking[fixing.test] = was_passing
         if cache is not None and fixing.task is not None:
             cache.drop(fixing.task)
     result.files, result.included = compose(kept) or {}, [t.test for t in kept]
+    return breaking
 
 
 def _left_out(fixing: TestFix, kept: Sequence[TestFix], broken: list[str] | None,
-              passing: Sequence[str]) -> str:  # fmt: skip
+              was_passing: Sequence[str]) -> str:  # fmt: skip
     """Why `fixing`'s fix is not offered: the test it makes fail, named where it passed before."""
     together = f" together with the fix for {kept[0].test}" if kept else ""
     if broken is None:
         return f"the fix for {fixing.test} no longer applies{together}, so it was left out"
-    before = set(passing)
-    was_passing = [node for node in broken if node in before]
     if was_passing:
         return (f"the fix for {fixing.test} makes {was_passing[0]} fail{together}, which passed "
                 f"before, so it was left out")  # fmt: skip
     return f"the fix for {fixing.test} does not verify{together}, so it was left out"
+
+
+def _repair_again(result: FixResult, breaking: dict[str, list[str]], run: PytestRun,
+                  get_backend: Callable[[], Backend], config: FixConfig, notify: OnEvent,
+                  cancel: threading.Event | None, cache: FixCache | None) -> None:  # fmt: skip
+    """Repair once more each fix that `_combine` left out for making tests fail that passed
+    before (`breaking`: test -> those tests), then combine again.
+
+    The loop starts from the left-out fix, with its failure as the feedback (what the model needs
+    to see: its fix alone passed its own tests), and verification now runs those tests' files
+    too. Only a fix of the whole group replaces the first: the tests it covered (`fixed_by`)
+    rely on that. A fix that breaks them only together with the other fixes is not repaired: its
+    own run shows the model nothing to mend."""
+    stopped = cancel.is_set if cancel is not None else (lambda: False)
+    redone: list[str] = []
+    unfixed: list[str] = []  # notes: the second combination rewrites those of the first
+    for index, (test, broken) in enumerate(breaking.items()):
+        fixing = next(t for t in result.tests if t.test == test)
+        assert fixing.task is not None and fixing.fix is not None
+        if stopped():
+            result.cancelled = True
+            return
+        task = guard(fixing.task, run, broken)
+        verdict = ProjectVerifier(task).verify(fixing.fix.code or "")
+        if verdict.ok:
+            continue
+        repair = config.repair
+        notify(RepairingAgain(test, broken[0], index, len(breaking), repair.rounds, repair.n))
+        start = replace(fixing.fix, verdict=verdict)  # refused now, and why: where the loop starts
+        again = project_repair.repair_test(task, get_backend(), repair, start=start,
+                                           progress=_progress(test, config, notify), cancel=cancel)  # fmt: skip
+        if again.cancelled:
+            result.cancelled = True
+            return
+        notify(TestDone(test, "verified" if again.verified else "unverified"))
+        if not again.verified:
+            unfixed.append(f"asked again with {broken[0]} checked, the model found no fix for "
+                           f"{test} that keeps it passing")  # fmt: skip
+            continue
+        fixing.task, fixing.result, fixing.cached = task, again, False
+        fixing.partial, fixing.still_failing = None, ()
+        if cache is not None and again.fix is not None:
+            cache.put(task, again.fix)
+        redone.append(test)
+    if redone:
+        result.notes = []
+        _combine(result, run, config, notify, stopped, cache)
+    result.notes += unfixed
 
 
 def _elsewhere(fixes: Sequence[TestFix], passing: Sequence[str]) -> list[str]:

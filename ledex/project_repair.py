@@ -24,7 +24,15 @@ from typing import Any, TypeVar
 from ledex import dialogue, feedback, patching, source_text
 from ledex.models.base import Backend
 from ledex.patching import Patch, PatchError, Symbol
-from ledex.repair import RepairConfig, RepairResult, RoundRecord, Verdict, normalise_code, repair
+from ledex.repair import (
+    Candidate,
+    RepairConfig,
+    RepairResult,
+    RoundRecord,
+    Verdict,
+    normalise_code,
+    repair,
+)
 from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
 
 _T = TypeVar("_T")
@@ -471,10 +479,19 @@ def prompt_budget(backend: Backend, config: RepairConfig) -> int:
 
 
 def repair_test(
-    task: ProjectTask, backend: Backend, config: RepairConfig = RepairConfig(), **kwargs: Any
+    task: ProjectTask,
+    backend: Backend,
+    config: RepairConfig = RepairConfig(),
+    *,
+    start: Candidate | None = None,
+    **kwargs: Any,
 ) -> RepairResult:
-    """Run the repair loop on one failing test of a project."""
+    """Run the repair loop on one failing test of a project: from the project's code, or from
+    `start`, a candidate this task's verification refused (its code, and its verdict's feedback
+    as the failure), as the loop's later rounds start from their best candidate."""
     prompt, code, failure = conversation_parts(task, prompt_budget(backend, config))
+    if start is not None and start.code and start.verdict is not None:
+        code, failure = start.code, start.verdict.feedback
     return repair(prompt, code, failure, verifier=ProjectVerifier(task), backend=backend, config=config,
                   target=task.node_id, **kwargs)  # fmt: skip
 

@@ -104,7 +104,7 @@ class FixEvents:
         self.progress.report(message, self._fraction(event))
 
     def _fraction(self, event: fix.Event) -> float | None:
-        if isinstance(event, fix.RepairStarted):
+        if isinstance(event, (fix.RepairStarted, fix.RepairingAgain)):  # the bar starts again
             self.index, self.count = event.index, max(1, event.count)
             return self.index / self.count
         if isinstance(event, fix.RoundStarted):

@@ -205,10 +205,37 @@ def test_a_fix_that_breaks_a_passing_test_in_another_file_is_not_offered(tmp_pat
     assert {t.status for t in result.tests} == {"verified", "fixed_by"}  # by its own file's tests
     assert result.files == {} and result.fixed_tests == [] and not result.all_fixed
     assert any("makes tests/test_report.py::test_fail_below_seventy fail" in n for n in result.notes)
+    assert any("asked again with tests/test_report.py::test_fail_below_seventy checked" in n
+               for n in result.notes), result.notes  # fmt: skip
     with scripted([("Every bound excludes its own mark.", ALL)]) as server:
         result = run_fix(project, server, n=1, cache=cache)
         assert server.chat_requests  # asked again: the left-out fix was not kept
     assert result.all_fixed and passes_with(project, result)
+
+
+def test_a_fix_left_out_for_breaking_another_files_test_is_repaired_from_it_once_more(tmp_path):
+    """The model is asked again, from its fix and shown the test of the other file that the fix
+    made fail; the fix it then gives keeps that test passing and is offered."""
+    elsewhere = "from marks.grade import grade\n\n\ndef test_fail_below_seventy():\n    assert grade(55) == 'F'\n"
+    project = make_project(tmp_path / "project", {"marks/grade.py": GRADE, "tests/test_grade.py": GRADE_TESTS,
+                                                  "tests/test_report.py": elsewhere})  # fmt: skip
+    breaks_elsewhere = ALL.replace('    return "F"', '    if score >= 50:\n        return "E"\n    return "F"')
+    asked: list[str] = []
+
+    def reply(messages, params):
+        asked.append("\n".join(str(m.get("content", "")) for m in messages))
+        if "test_fail_below_seventy" in str(messages[-1].get("content", "")):  # the failure its first fix caused
+            return dialogue.format_reply("Scores below seventy are an F, not an E.", ALL)
+        return dialogue.format_reply("Every bound excludes its own mark.", breaks_elsewhere)
+
+    events: list[fix.Event] = []
+    with LoopbackServer(reply=reply) as server:
+        result = run_fix(project, server, n=1, on_event=events.append)
+    again = [e for e in events if isinstance(e, fix.RepairingAgain)]
+    assert [e.broken for e in again] == ["tests/test_report.py::test_fail_below_seventy"]
+    assert result.all_fixed and not result.notes, result.notes
+    assert passes_with(project, result)
+    assert 'return "E"' in asked[-1]  # the loop started from the fix it left out
 
 
 def test_the_users_pytest_arguments_reach_every_verification_run(tmp_path):
