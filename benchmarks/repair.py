@@ -50,6 +50,7 @@ if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` imp
 from benchmarks.anchor import STYLE as ANCHOR
 from benchmarks.anchor import naive_anchor
 from benchmarks.cases.check_cases import CASES_ROOT, Case, copy_case, load_cases
+from trainer.buggy_projects import BUG_PLACES
 from trainer.project_shapes import SHAPES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -500,6 +501,14 @@ def add_case_selection(parser: argparse.ArgumentParser) -> None:
         "(trainer/project_shapes.py: function, method, async, helper-module); another set of "
         "shapes is another suite",
     )
+    add(
+        "--suite-bugs",
+        default="anywhere",
+        choices=BUG_PLACES,
+        help="where the generated suite's bugs are: anywhere, or only in helpers (functions the "
+        "tests do not call themselves, as in several hand-made cases); another place is another "
+        "suite, with as many projects as MBPP's held-out problems with a helper give",
+    )
     add("--cases-root", type=Path, default=None, help=argparse.SUPPRESS)
     add("--timeout", type=float, default=60.0, help="seconds per pytest run")
 
@@ -572,11 +581,11 @@ def suite_root(args: argparse.Namespace, err: Any) -> Path:
     from trainer.buggy_projects import GENERATOR_VERSION, heldout_suite
 
     shapes = "" if args.suite_shapes == ["function"] else "-" + "-".join(args.suite_shapes)
-    root = cache_dir() / "suites" / f"heldout-v{GENERATOR_VERSION}-{args.suite_size}{shapes}"
+    bugs = "" if args.suite_bugs == "anywhere" else f"-bugs-in-{args.suite_bugs}"
+    root = cache_dir() / "suites" / f"heldout-v{GENERATOR_VERSION}-{args.suite_size}{shapes}{bugs}"
     err.print(f"generated held-out suite: {root} (built on first use: about 2 pytest runs per project)")
-    heldout_suite(
-        root, size=args.suite_size, python=sys.executable, progress=True, shapes=args.suite_shapes
-    )
+    heldout_suite(root, size=args.suite_size, python=sys.executable, progress=True,
+                  shapes=args.suite_shapes, bugs=args.suite_bugs)  # fmt: skip
     return root
 
 

@@ -47,6 +47,8 @@ PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
 MBPP_LICENCE = "CC BY 4.0 (MBPP, Austin et al. 2021)"
 # Where each use of the generator draws its source projects from (MBPP splits by task id).
 SPLITS: dict[str, tuple[str, ...]] = {"train": ("train",), "heldout": ("validation", "test")}
+# Where a generated bug may be: anywhere in the code, or only in a function the tests do not call.
+BUG_PLACES = ("anywhere", "helpers")
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,13 @@ def generate(
     workdir: Path | None = None,
     skip: set[str] | None = None,
     kept: Counter[str] | None = None,
+    bugs: str = "anywhere",
 ) -> Iterator[BuggyProject]:
     """Up to `per_project` buggy projects per source, each with a bug some test catches.
+
+    `bugs` says where the bug may be (`BUG_PLACES`): anywhere in the code, or only in a helper, a
+    function the tests never call themselves (the failing test then calls a function that is
+    right, and the bug is one call away: the editor's projects have many, MBPP's few).
 
     Each source's tests must pass first (a source whose own tests fail is skipped). Then at most
     `tries` mutants are run, in a seeded order that takes one mutation per operator before a
@@ -223,12 +230,16 @@ def generate(
     return, a wrong variable) do not crowd out the others. `skip` names sources already done. The
     tests run with `python`, by default this interpreter (the projects have no environment of
     their own)."""
+    check_bug_place(bugs)
     python = python or sys.executable
     kept = Counter() if kept is None else kept
     with tempfile.TemporaryDirectory(prefix="ledex-bugs-", dir=workdir) as scratch:
         for source in sources:
             if skip and source.name in skip:
                 continue
+            candidates = _candidates(source, bugs)
+            if not candidates:
+                continue  # nothing to mutate there: no need to run its tests
             folder = source.write(Path(scratch) / source.name)
             clean = run_pytest(folder, ["tests"], python=python, timeout=timeout)
             # An error without outcomes is the test runner broken, not the source.
@@ -240,7 +251,7 @@ def generate(
                 continue
             found_here = 0
             rng = random.Random(f"{seed}/{source.name}")
-            for file, mutation in spread(_candidates(source), rng, kept)[:tries]:
+            for file, mutation in spread(candidates, rng, kept)[:tries]:
                 buggy = mutation.apply(source.files[file])
                 run = run_pytest(
                     folder, ["tests"], overlay={file: buggy}, python=python, timeout=timeout
@@ -254,8 +265,32 @@ def generate(
                         break
 
 
-def _candidates(source: SourceProject) -> list[tuple[str, Mutation]]:
-    return [(file, m) for file in source.code_files for m in mutations(source.files[file])]
+def check_bug_place(bugs: str) -> None:
+    if bugs not in BUG_PLACES:
+        raise ValueError(f"bugs must be one of {', '.join(BUG_PLACES)}, got {bugs!r}")
+
+
+def _candidates(source: SourceProject, bugs: str = "anywhere") -> list[tuple[str, Mutation]]:
+    found = [(file, m) for file in source.code_files for m in mutations(source.files[file])]
+    if bugs == "helpers":
+        called = called_by_tests(source)
+        found = [(file, m) for file, m in found if m.function.rsplit(".", 1)[-1] not in called]
+    return found
+
+
+def called_by_tests(source: SourceProject) -> set[str]:
+    """The names of the functions and methods that the source's test files call: `f(...)`,
+    `obj.f(...)`."""
+    called: set[str] = set()
+    for path, text in source.files.items():
+        tree = parse(text) if path.endswith(".py") and _is_test_path(path) else None
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Call):
+                if isinstance(node.func, ast.Name):
+                    called.add(node.func.id)
+                elif isinstance(node.func, ast.Attribute):
+                    called.add(node.func.attr)
+    return called
 
 
 def spread(
@@ -316,11 +351,14 @@ def heldout_suite(
     python: str | None = None,
     progress: bool = False,
     shapes: Sequence[str] = ("function",),
+    bugs: str = "anywhere",
 ) -> list[Path]:
     """Write (or reuse) the generated held-out benchmark suite: `size` buggy projects, one per
     source project, from MBPP's validation and test splits in a seeded order, each problem in one
-    of `shapes` (`mbpp_projects`). Returns the case folders. A folder written by
-    this generator version with these settings is reused as is."""
+    of `shapes` (`mbpp_projects`), each bug where `bugs` says (`generate`; fewer than `size` where
+    fewer sources have such a place). Returns the case folders. A folder written by this generator
+    version with these settings is reused as is."""
+    check_bug_place(bugs)
     stamp: dict[str, Any] = {
         "generator": GENERATOR_VERSION,
         "size": size,
@@ -329,6 +367,8 @@ def heldout_suite(
     }
     if tuple(shapes) != ("function",):  # the suites written before shapes existed stay valid
         stamp["shapes"] = list(shapes)
+    if bugs != "anywhere":  # as for shapes: the suites written before stay valid
+        stamp["bugs"] = bugs
     marker = folder / "suite.json"
     if marker.exists():
         theirs = json.loads(marker.read_text(encoding="utf-8"))
@@ -346,7 +386,7 @@ def heldout_suite(
     done = {case.name for case in written}
     bar = _bar(size, progress, len(written))
     for bug in generate(sources, per_project=1, seed=seed, python=python,
-                        skip=_done_sources(done, sources), kept=kept):  # fmt: skip
+                        skip=_done_sources(done, sources), kept=kept, bugs=bugs):  # fmt: skip
         if len(written) >= size:
             break
         written.append(bug.write(folder / bug.name))

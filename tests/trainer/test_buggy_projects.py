@@ -87,6 +87,25 @@ def test_every_kept_bug_is_caught_by_a_test_and_makes_a_consistent_case(tmp_path
         assert report.ok, report.problems
 
 
+def test_bugs_in_helpers_are_only_in_functions_the_tests_do_not_call(tmp_path):
+    """The bug is one call away from what the failing test calls (the hand-made cases' hardest
+    kind): `covers` is never called by a test, `withdraw` is."""
+    helped = ACCOUNT.replace("        if amount > self.balance:\n",
+                             "        if not covers(self.balance, amount):\n") + (
+        "\n\ndef covers(balance, amount):\n    return 0 <= amount <= balance\n")  # fmt: skip
+    source = account_project()
+    source = SourceProject("bank", {**source.files, "bank.py": helped}, "test/bank", "MIT")
+    assert buggy_projects.called_by_tests(source) >= {"Account", "withdraw"}
+    bugs = list(generate([source], per_project=3, tries=12, seed=0, bugs="helpers"))
+    assert bugs and {bug.mutation.function for bug in bugs} == {"covers"}
+    for bug in bugs:
+        report = check_case(load_case(bug.write(tmp_path / bug.name)))
+        assert report.ok, report.problems
+    assert {bug.mutation.function for bug in generate([source], per_project=3, tries=12)} != {"covers"}
+    with pytest.raises(ValueError, match="bugs must be one of"):
+        list(generate([source], bugs="nowhere"))
+
+
 def test_a_source_whose_tests_cannot_catch_a_bug_yields_none():
     trivial = "from bank import Account\n\n\ndef test_nothing():\n    assert Account\n"
     assert list(generate([account_project(trivial)], per_project=2, tries=20)) == []

@@ -162,3 +162,19 @@ def test_a_held_out_suite_in_other_shapes_is_another_suite(tmp_path):
         assert report.ok, report.problems
     with pytest.raises(LedexError, match="other settings"):
         heldout_suite(folder, size=2, path=str(MBPP_DIR))  # the plain suite is not this one
+
+
+def test_a_held_out_suite_of_helper_bugs_is_another_suite(tmp_path):
+    from benchmarks.cases.check_cases import load_cases
+    from ledex.errors import LedexError
+    from trainer.buggy_projects import heldout_suite
+
+    folder = tmp_path / "suite"
+    cases = heldout_suite(folder, size=1, path=str(MBPP_DIR), shapes=("helper-module",), bugs="helpers")
+    assert len(cases) == 1
+    (case,) = load_cases(folder)
+    assert check_case(case).ok
+    tests = (case.path / "tests").glob("test_*.py")
+    assert all(f"{case.bug_function.rsplit('.', 1)[-1]}(" not in t.read_text() for t in tests)
+    with pytest.raises(LedexError, match="other settings"):
+        heldout_suite(folder, size=1, path=str(MBPP_DIR), shapes=("helper-module",))
