@@ -115,8 +115,24 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
         "candidates": sum(len(r.candidates) for r in results),
         "rounds_used": max((len(r.rounds) for r in results), default=0),
         "diff": _clip(result.diff()),
+        "tried": {t.test: _tried(t.result) for t in result.tests if t.result is not None},
     }
     return record
+
+
+def _tried(result: Any) -> list[dict[str, Any]]:
+    """Each candidate of a test's repair in brief: its verdict and what it changed (to see where
+    the model looked: the function under repair, or the helper with the bug)."""
+    return [
+        {
+            "round": c.round,
+            "status": c.verdict.status if c.verdict else None,
+            "passed": c.verdict.passed if c.verdict else None,
+            "total": c.verdict.total if c.verdict else None,
+            "diff": _clip(c.diff, 800) or None,
+        }
+        for c in result.candidates
+    ]
 
 
 def _outcome(check: Any) -> str:

@@ -46,6 +46,8 @@ def test_a_model_that_fixes_against_one_that_does_not(tmp_path, capsys):
         2,
     )
     assert first["check"] == "0 failed" and "account.py" in first["diff"]
+    (tried,) = [c for cs in first["tried"].values() for c in cs]  # each candidate, in brief
+    assert tried["status"] == "passed" and "account.py" in tried["diff"]
     # one repair fixed both tests: the second is judged with the first, not asked again
     assert asked == 1 and sorted(first["statuses"].values()) in (
         ["fixed_by", "verified"],
