@@ -297,6 +297,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--rounds", type=int, default=3, help="repair rounds (default: %(default)s, as `ledex fix`)"
     )
     add("--seed", type=int, default=0)
+    add(
+        "--trace-calls",
+        action="store_true",
+        help="show the model what the project's functions returned in each failing test "
+        "(FixConfig.trace_calls); its records name the model 'MODEL +calls'",
+    )
     add_case_selection(parser)
     add("--report", action="store_true", help="run nothing: print the table of --out's records")
     add("--markdown", action="store_true", help="with --report: the table as Markdown")
@@ -364,12 +370,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     err.print(f"{len(cases)} projects, models {' '.join(args.models)}, n={args.n}, rounds={args.rounds}, "
               f"seed={args.seed}; writing {args.out}")  # fmt: skip
     new = run_models(args, cases, done, err)
-    shown = [
-        r for r in _matching(latest(records + new), selected, args) if r["model"] in args.models
-    ]
+    labels = [label(model, args) for model in args.models]
+    shown = [r for r in _matching(latest(records + new), selected, args) if r["model"] in labels]
     print_report(console, shown, ratio_lines(shown, args.baseline) if args.baseline else [])
     console.print(f"per-project results: {args.out}", highlight=False)
     return 0
+
+
+def label(model: str, args: argparse.Namespace) -> str:
+    """How a model's records name it: the spec, and what this run changes in the workflow."""
+    return f"{model} +calls" if args.trace_calls else model
 
 
 def run_models(
@@ -382,12 +392,13 @@ def run_models(
     from ledex.repair import RepairConfig
 
     config = FixConfig(repair=RepairConfig(n=args.n, rounds=args.rounds, seed=args.seed),
-                       python=sys.executable, timeout=args.timeout)  # fmt: skip
+                       python=sys.executable, timeout=args.timeout, trace_calls=args.trace_calls)  # fmt: skip
     new: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ledex-fix-bench-") as scratch, \
             args.out.open("a", encoding="utf-8") as out:  # fmt: skip
         for index, model in enumerate(args.models):
-            todo = [c for c in cases if (model, args.n, args.rounds, args.seed, c.name) not in done]
+            name = label(model, args)
+            todo = [c for c in cases if (name, args.n, args.rounds, args.seed, c.name) not in done]
             if not todo:
                 continue
             try:
@@ -403,13 +414,13 @@ def run_models(
                         err.print(f"[yellow]{case.name}[/yellow]: {prepared.problem}")
                     if not prepared.failing:
                         continue
-                    record = dict(zip(KEY_FIELDS, (model, args.n, args.rounds, args.seed, case.name),
+                    record = dict(zip(KEY_FIELDS, (name, args.n, args.rounds, args.seed, case.name),
                                       strict=True))  # fmt: skip
                     record |= fix_project(prepared, backend, config)
                     out.write(json.dumps(record) + "\n")
                     out.flush()
                     new.append(record)
-                    err.print(_describe(model, case.name, record))
+                    err.print(_describe(name, case.name, record))
     return new
 
 

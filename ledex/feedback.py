@@ -16,7 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ledex.sandbox.pytest_runner import Call
 
 #: what went wrong; each kind has its own sentence in `describe`
 FailureKind = Literal[
@@ -254,4 +257,19 @@ def pytest_feedback(node_id: str, message: str, report: str) -> str:
     lines = [f"The test {node_id} fails: {shorten(message.strip(), VALUE_LIMIT) or 'see the report'}"]
     if report and report != message.strip():
         lines.append(report)
+    return "\n".join(lines)
+
+
+def calls_feedback(calls: Sequence[Call]) -> str:
+    """The calls a failing test made into the project's code, indented by nesting, each with what
+    it was given and what it returned: the first wrong value points at the function that made it,
+    often not the one the test calls (a helper one call away)."""
+    if not calls:
+        return ""
+    top = min(call.depth for call in calls)
+    lines = ["What the project's functions were given and returned while the test ran (the first calls):"]
+    for call in calls:
+        outcome = f"raised {call.raised}" if call.raised else f"returned {call.result}"
+        text = _ADDRESS.sub("at 0x...", f"{call.frame.function}({call.arguments}) {outcome}")
+        lines.append("  " * (1 + min(call.depth - top, 6)) + shorten(text, 2 * VALUE_LIMIT))
     return "\n".join(lines)

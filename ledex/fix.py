@@ -55,6 +55,9 @@ class FixConfig:
     #: extra pytest arguments of the run that found the failures (the language server's setting):
     #: every verification run gets them too, so it collects the same tests
     pytest_args: tuple[str, ...] = ()
+    #: show the model what the project's functions returned in the failing test (a traced run of
+    #: it, once per test): where a wrong value first appears, often a helper the test never calls
+    trace_calls: bool = False
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -428,7 +431,7 @@ def _fix_one(project: Path, run: PytestRun, outcome: TestOutcome, located: dict[
              index: int, count: int, cache: FixCache | None) -> TestFix:  # fmt: skip
     fixing = TestFix(outcome.node_id, outcome.message)
     task = project_repair.prepare(project, run, outcome, python=config.python, timeout=config.timeout,
-                                  pytest_args=config.pytest_args)  # fmt: skip
+                                  pytest_args=config.pytest_args, trace_calls=config.trace_calls)  # fmt: skip
     if isinstance(task, str):
         fixing.skipped = task
         return fixing

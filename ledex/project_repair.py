@@ -33,7 +33,7 @@ from ledex.repair import (
     normalise_code,
     repair,
 )
-from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
+from ledex.sandbox.pytest_runner import Call, PytestRun, TestOutcome, run_pytest
 
 _T = TypeVar("_T")
 
@@ -73,6 +73,9 @@ class ProjectTask:
     #: other failing tests that exercise the function under repair (other cases of a parametrized
     #: test, other tests of the function): a candidate is judged by how many of them it fixes too
     also_failing: list[str] = field(default_factory=list)
+    #: the failing test's first calls into the project's code, from a traced run of it alone
+    #: (`prepare(trace_calls=True)`): shown with the failure, so a bug in a helper is visible
+    calls: list[Call] = field(default_factory=list)
 
     @property
     def node_id(self) -> str:
@@ -237,8 +240,10 @@ def prepare(
     python: str | None = None,
     timeout: float = 60.0,
     pytest_args: Sequence[str] = (),
+    trace_calls: bool = False,
 ) -> ProjectTask | str:
-    """A ProjectTask for a failing test, or a message saying why it cannot be repaired."""
+    """A ProjectTask for a failing test, or a message saying why it cannot be repaired.
+    `trace_calls`: run the test once more, alone and traced, for `ProjectTask.calls`."""
     project = project.resolve()
     index = definitions(project)  # parses every project file: once per task
     site = locate_site(project, outcome, index)
@@ -258,8 +263,19 @@ def prepare(
     test_file = outcome.node_id.split("::", 1)[0]
     same_file = [o.node_id for o in run.outcomes.values() if o.node_id.split("::", 1)[0] == test_file]
     passing = [node for node in same_file if run.outcomes[node].passed]
+    calls = _traced_calls(project, outcome, python, timeout, pytest_args) if trace_calls else []
     return ProjectTask(project, outcome, site, related, sources, [test_file], passing, python, timeout,
-                       pytest_args=tuple(pytest_args))  # fmt: skip
+                       pytest_args=tuple(pytest_args), calls=calls)  # fmt: skip
+
+
+def _traced_calls(project: Path, outcome: TestOutcome, python: str | None, timeout: float,
+                  pytest_args: Sequence[str]) -> list[Call]:  # fmt: skip
+    """The failing test's calls into the project, from a traced run of it alone ([] if it did not
+    fail the same way there: calls of another run would explain nothing)."""
+    run = run_pytest(project, [outcome.node_id], python=python, timeout=timeout,
+                     pytest_args=pytest_args, trace_calls=True)  # fmt: skip
+    traced = run.outcomes.get(outcome.node_id)
+    return traced.calls if traced is not None and traced.failed else []
 
 
 def conversation_parts(task: ProjectTask, budget_chars: int) -> tuple[str, str, str]:
@@ -272,6 +288,8 @@ def conversation_parts(task: ProjectTask, budget_chars: int) -> tuple[str, str, 
     sites = [task.site, *task.related]
     test_source = _test_source(task.test)
     failure = pytest_feedback(task.test)
+    if task.calls:
+        failure += "\n\n" + feedback.calls_feedback(task.calls)
     truncated: list[str] = []
 
     def parts() -> tuple[str, str]:

@@ -27,6 +27,11 @@ Records (the key, a space, one JSON object, a newline; "event" says which):
   finish     {exitstatus}                    after every other sessionfinish hook (a conftest
                                              may change session.exitstatus), so it is the
                                              status the process exits with
+  calls      {nodeid, calls}                 only when the host asks ($LEDEX_PYTEST_TRACE=1): the
+                                             first calls into the project's own code (not its
+                                             tests) during the test's call phase, each
+                                             {function, path, line, depth, arguments, result,
+                                             raised}, reprs cut short
   forged     {why}                           pytest's reporting was changed during the run (a
                                              report "passed" with the test's exception at hand,
                                              pytest's report functions replaced): the host
@@ -43,14 +48,19 @@ import inspect
 import json
 import os
 import re
+import reprlib
 import resource
 import secrets
 import stat
+import sys
 import traceback
 
 import pytest
 
 ENV_VAR = "LEDEX_PYTEST_CHANNEL"
+TRACE_ENV_VAR = "LEDEX_PYTEST_TRACE"
+MAX_CALLS = 12  # calls recorded per test
+MAX_CALLS_PER_FUNCTION = 2  # a recursive or looping function would take them all
 RECORDS_FD, KEY_FD = 3, 4  # as the host passes them
 MAX_TEXT = 16_000  # longrepr kept per report (its tail: the `E` lines are at the end)
 MAX_FRAMES = 64
@@ -79,6 +89,7 @@ def _open_channel() -> tuple[int | None, bytes]:
 
 
 _fd, _key = _open_channel()
+_trace = os.environ.pop(TRACE_ENV_VAR, None) == "1"
 
 
 def _emit(record: dict) -> None:
@@ -331,6 +342,102 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and report.failed:
         test_code = _test_code(item) if report.when == "call" else None
         _frames_by_report[(report.nodeid, report.when)] = _excinfo_frames(call.excinfo, test_code)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """With tracing asked for: record the test's first calls into the project's code."""
+    if not _trace:
+        yield
+        return
+    calls = _Calls()
+    previous = sys.gettrace()
+    sys.settrace(calls.on_call)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+        _emit({"event": "calls", "nodeid": item.nodeid, "calls": calls.recorded})
+
+
+class _Calls:
+    """A trace function that follows only the project's own functions (files in the rootdir, not
+    tests, not site-packages), the first few calls of each, to say what they were given and what
+    they gave back: where a wrong value first appears is where the bug is."""
+
+    def __init__(self) -> None:
+        self.recorded: list[dict] = []
+        self.per_function: dict[object, int] = {}
+        self.depth = 0
+        self.repr = reprlib.Repr()
+        self.repr.maxstring, self.repr.maxother, self.repr.maxlevel = 60, 60, 3
+        self.ours: dict[str, bool] = {}
+
+    def on_call(self, frame, event, arg):
+        code = frame.f_code
+        if event != "call" or len(self.recorded) >= MAX_CALLS or not self._function(code):
+            return None
+        count = self.per_function.get(code, 0)
+        if count >= MAX_CALLS_PER_FUNCTION:
+            return None
+        self.per_function[code] = count + 1
+        record = {"function": getattr(code, "co_qualname", code.co_name),
+                  "path": code.co_filename, "line": frame.f_lineno, "depth": self._depth(frame),
+                  "arguments": self._arguments(frame), "result": None, "raised": None}  # fmt: skip
+        self.recorded.append(record)
+        return self._follow(record)
+
+    def _follow(self, record: dict):
+        def local(frame, event, arg):
+            if event == "exception":
+                record["raised"] = getattr(arg[0], "__name__", "an exception")
+            elif event == "line":
+                record["raised"] = None  # handled inside: the function goes on
+            elif event == "return" and record["raised"] is None:
+                record["result"] = self._repr(arg)
+            return local
+
+        return local
+
+    def _function(self, code) -> bool:
+        """A function of the project's code: a comprehension, a lambda or a generator expression
+        (`<genexpr>`) is part of the function around it."""
+        return not code.co_name.startswith("<") and self._ours(code.co_filename)
+
+    def _ours(self, path: str) -> bool:
+        known = self.ours.get(path)
+        if known is None:
+            name = os.path.basename(path)
+            known = self.ours[path] = (
+                _in_rootdir(path) and not _internal(path) and name.endswith(".py")
+                and not name.startswith("test_") and not name.endswith("_test.py")
+                and name != "conftest.py"
+            )  # fmt: skip
+        return known
+
+    def _depth(self, frame) -> int:
+        """How many recorded project calls are still running below this one."""
+        depth, outer = 0, frame.f_back
+        while outer is not None:
+            if self._function(outer.f_code):
+                depth += 1
+            outer = outer.f_back
+        return depth
+
+    def _arguments(self, frame) -> str:
+        try:
+            info = inspect.getargvalues(frame)
+            names = [*info.args, *([info.varargs] if info.varargs else []),
+                     *([info.keywords] if info.keywords else [])]  # fmt: skip
+            return ", ".join(f"{name}={self._repr(info.locals.get(name))}" for name in names)
+        except Exception:  # noqa: BLE001 - the user's objects may refuse to be looked at
+            return "..."
+
+    def _repr(self, value) -> str:
+        try:
+            return self.repr.repr(value)
+        except Exception:  # noqa: BLE001
+            return "<unprintable>"
 
 
 def _category(report) -> str | None:

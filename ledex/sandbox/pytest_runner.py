@@ -76,6 +76,7 @@ PLUGIN_MODULE = "ledex_pytest_plugin"  # a name no user module will have
 _PLUGIN_SOURCE = Path(__file__).resolve().parent / "pytest_plugin.py"
 _PLUGIN_DIR_INSIDE = Path("/opt/ledex-pytest")
 _CHANNEL_ENV = "LEDEX_PYTEST_CHANNEL"
+_TRACE_ENV = "LEDEX_PYTEST_TRACE"
 _RECORDS_FD, _KEY_FD = 3, 4  # where the plugin finds the channel (pytest_plugin.py)
 _RECORDS_LIMIT = 64 << 20  # bytes of records the host keeps; more ends the run as tampered
 _TAIL_CHARS = 8_000
@@ -99,6 +100,19 @@ class Frame:
         return _is_within(Path(self.path), Path(os.path.abspath(directory)))
 
 
+@dataclass(frozen=True)
+class Call:
+    """A call into the project's own code during a traced test (`run_pytest(trace_calls=True)`):
+    what the function was given and what it gave back. Reprs are cut short; the code under test
+    wrote them, so they are shown to a model, never believed."""
+
+    frame: Frame  # the function, and its file and line
+    depth: int  # project calls still running around it
+    arguments: str  # "price=24.0, percent=0"
+    result: str | None  # repr of the value returned; None when it raised
+    raised: str | None = None  # the exception's type name
+
+
 @dataclass
 class TestOutcome:
     __test__ = False  # not a pytest test class
@@ -111,6 +125,7 @@ class TestOutcome:
     longrepr: str = ""  # pytest's failure text, trimmed to its tail
     frames: list[Frame] = field(default_factory=list)  # innermost last, pytest's frames left out
     location: Frame | None = None  # where the test function is defined
+    calls: list[Call] = field(default_factory=list)  # only in a traced run: see Call
 
     @property
     def failed(self) -> bool:
@@ -654,6 +669,7 @@ def run_pytest(
     env: Mapping[str, str] = {},  # noqa: B006 - read only
     cancel: threading.Event | None = None,
     screen: bool = True,
+    trace_calls: bool = False,
 ) -> PytestRun:
     """Run the tests `node_ids` (all of the project's tests if empty) of `project_dir` with the
     user's interpreter (`python`, else see `resolve_python`) and pytest configuration, with
@@ -662,9 +678,13 @@ def run_pytest(
     Setting `cancel` stops the run (the test process is killed): status "cancelled".
     The overlay is taken for model-written code: what it adds that reaches for the verifier is
     refused (status "refused"); `screen=False` only for overlays nobody generated (a test of the
-    sandbox's own containment)."""
+    sandbox's own containment). `trace_calls` records each test's first calls into the project's
+    code (`TestOutcome.calls`), for a model to see where a wrong value first appears; it slows the
+    run, so only a single failing test is run so."""
     started = time.monotonic()
     python_shown = python or ""
+    if trace_calls:
+        env = {**env, _TRACE_ENV: "1"}
     try:
         request = _request(
             project_dir, node_ids, overlay, python, timeout, pytest_args, limits, env
@@ -782,6 +802,10 @@ def _assemble(request: _Request, completed: isolation.Completed, records: list[d
         python=request.python,
     )
     run.missing = _not_found(stderr, request.project)
+    for record in by_event.get("calls", []):
+        traced = run.outcomes.get(str(record.get("nodeid")))
+        if traced is not None:
+            traced.calls = _calls(record.get("calls"))
     unfinished = _unfinished(by_event.get("start", []), by_event.get("report", []))
     run.status, run.message = _status(run, completed, finish, unfinished, request.timeout)
     if run.status == "ok" and not tampering:
@@ -1006,6 +1030,21 @@ def _collection_error(record: dict) -> CollectionError:
 def _frames(raw: object) -> list[Frame]:
     frames = [_frame(item) for item in raw] if isinstance(raw, list) else []
     return [f for f in frames if f is not None]
+
+
+def _calls(raw: object) -> list[Call]:
+    calls = []
+    for item in raw if isinstance(raw, list) else []:
+        frame = _frame(item)
+        if frame is None:
+            continue
+        try:
+            calls.append(Call(frame, int(item.get("depth") or 0), str(item.get("arguments") or ""),
+                              None if item.get("result") is None else str(item["result"]),
+                              None if item.get("raised") is None else str(item["raised"])))  # fmt: skip
+        except (TypeError, ValueError):
+            continue
+    return calls
 
 
 def _frame(raw: object) -> Frame | None:

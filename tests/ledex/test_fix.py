@@ -63,11 +63,12 @@ def scripted(replies):
     return LoopbackServer(reply=reply)
 
 
-def run_fix(project: Path, server: LoopbackServer, tests=None, n=2, rounds=1, pytest_args=(), **kwargs):
+def run_fix(project: Path, server: LoopbackServer, tests=None, n=2, rounds=1, pytest_args=(),
+            trace_calls=False, **kwargs):  # fmt: skip
     run = run_pytest(project, python=sys.executable, pytest_args=pytest_args)
     wanted = [o for o in run.failed if tests is None or o.node_id in tests]
     config = fix.FixConfig(RepairConfig(n=n, rounds=rounds), python=sys.executable,
-                           pytest_args=tuple(pytest_args))  # fmt: skip
+                           pytest_args=tuple(pytest_args), trace_calls=trace_calls)  # fmt: skip
     backend = load_backend(f"openai:{server.url}#m")
     with backend:
         return fix.fix_tests(project, run, wanted, backend, config, **kwargs)
@@ -236,6 +237,29 @@ def test_a_fix_left_out_for_breaking_another_files_test_is_repaired_from_it_once
     assert result.all_fixed and not result.notes, result.notes
     assert passes_with(project, result)
     assert 'return "E"' in asked[-1]  # the loop started from the fix it left out
+
+
+def test_with_trace_calls_the_model_sees_what_the_helper_returned(tmp_path):
+    """The test calls `total`, which is right; the bug is in the helper it calls. The failure the
+    model is shown says what each project function was given and returned."""
+    cart = ("def discounted(price, percent):\n    return price * percent / 100\n\n\n"
+            "def total(prices, percent):\n    return discounted(sum(prices), percent)\n")  # fmt: skip
+    tests = "from marks.cart import total\n\n\ndef test_total():\n    assert total([10, 10], 0) == 20\n"
+    project = make_project(tmp_path, {"marks/cart.py": cart, "tests/test_cart.py": tests})
+    fixed = "def discounted(price, percent):\n    return price * (100 - percent) / 100\n"
+    shown: list[str] = []
+
+    def reply(messages, params):
+        shown.append(str(messages[-1].get("content", "")))
+        return dialogue.format_reply("`discounted` returns the discount, not the price.", fixed)
+
+    with LoopbackServer(reply=reply) as server:
+        result = run_fix(project, server, n=1, trace_calls=True)
+        untraced = run_fix(project, server, n=1)
+    assert result.all_fixed and passes_with(project, result)
+    assert "total(prices=[10, 10], percent=0) returned 0.0" in shown[0]
+    assert "\n    discounted(price=20, percent=0) returned 0.0" in shown[0]  # one call deeper
+    assert untraced.all_fixed and "returned" not in shown[-1]
 
 
 def test_the_users_pytest_arguments_reach_every_verification_run(tmp_path):

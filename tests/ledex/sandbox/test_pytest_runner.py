@@ -306,6 +306,21 @@ def test_outcomes_messages_and_frames_per_node_id(mode, project, user_env):
     assert str(project) in run.stdout  # pytest's own report, with the real paths
 
 
+def test_a_traced_run_says_what_the_projects_functions_were_given_and_returned(mode, project, user_env):
+    """Only the project's own functions (not the tests, not pytest, not installed packages), with
+    their arguments and results, or the exception that left them; an untraced run has none."""
+    run = _run(project, ["tests/test_ops.py::test_add", "tests/test_ops.py::test_div"],
+               python=user_env, trace_calls=True)  # fmt: skip
+    ops = project / "src/calc/ops.py"
+    (add,) = run.outcomes["tests/test_ops.py::test_add"].calls
+    assert (add.frame.function, add.frame.path, add.depth) == ("add", str(ops), 0)
+    assert (add.arguments, add.result, add.raised) == ("a=2, b=3", "-1", None)
+    (div,) = run.outcomes["tests/test_ops.py::test_div"].calls
+    assert (div.arguments, div.result, div.raised) == ("a=1, b=0", None, "ZeroDivisionError")
+    plain = _run(project, ["tests/test_ops.py::test_add"], python=user_env)
+    assert plain.outcomes["tests/test_ops.py::test_add"].calls == []
+
+
 def test_user_config_conftest_plugins_and_installed_packages(mode, project, user_env):
     run = _run(project, [], python=user_env)  # no ids: the project's testpaths, its file patterns
 
