@@ -632,9 +632,9 @@ def _repair_again(result: FixResult, breaking: dict[str, list[str]], run: Pytest
 
     The loop starts from the left-out fix, with its failure as the feedback (what the model needs
     to see: its fix alone passed its own tests), and verification now runs those tests' files
-    too. Only a fix of the whole group replaces the first: the tests it covered (`fixed_by`)
-    rely on that. A fix that breaks them only together with the other fixes is not repaired: its
-    own run shows the model nothing to mend."""
+    too. Only a fix of the whole group replaces the first (a partial one too): the tests it
+    covered (`fixed_by`) rely on that. A fix that breaks them only together with the other fixes
+    is not repaired: its own run shows the model nothing to mend."""
     stopped = cancel.is_set if cancel is not None else (lambda: False)
     redone: list[str] = []
     unfixed: list[str] = []  # notes: the second combination rewrites those of the first
@@ -646,12 +646,12 @@ def _repair_again(result: FixResult, breaking: dict[str, list[str]], run: Pytest
             return
         task = guard(fixing.task, run, broken)
         verdict = ProjectVerifier(task).verify(fixing.fix.code or "")
-        if verdict.ok:
-            continue
-        repair = config.repair
-        notify(RepairingAgain(test, broken[0], index, len(breaking), repair.rounds, repair.n))
+        if not set(broken) & set(verdict.failing):
+            continue  # it breaks them only together with other fixes (a partial fix fails anyway)
+        loop = config.repair
+        notify(RepairingAgain(test, broken[0], index, len(breaking), loop.rounds, loop.n))
         start = replace(fixing.fix, verdict=verdict)  # refused now, and why: where the loop starts
-        again = project_repair.repair_test(task, get_backend(), repair, start=start,
+        again = project_repair.repair_test(task, get_backend(), loop, start=start,
                                            progress=_progress(test, config, notify), cancel=cancel)  # fmt: skip
         if again.cancelled:
             result.cancelled = True
