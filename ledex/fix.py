@@ -37,7 +37,7 @@ from ledex.fix_cache import FixCache
 from ledex.models.base import Backend
 from ledex.project_repair import ProjectTask, ProjectVerifier
 from ledex.repair import Candidate, RepairConfig, RepairResult, RoundRecord, Verdict
-from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, run_pytest
+from ledex.sandbox.pytest_runner import PytestRun, TestOutcome, node_file, run_pytest
 
 DEFAULT_TIMEOUT = 60.0  # seconds per test run
 _MAX_LOCATED = 200  # failures located to find the ones that share a function under repair
@@ -415,11 +415,11 @@ def widen(task: ProjectTask, run: PytestRun, also_failing: list[str]) -> Project
 def guard(task: ProjectTask, run: PytestRun, tests: Sequence[str]) -> ProjectTask:
     """The task with the test files of `tests` run too, and every test of those files that passed
     in `run` required to keep passing."""
-    files = list(dict.fromkeys([*task.check_nodes, *(node.split("::", 1)[0] for node in tests)]))
+    files = list(dict.fromkeys([*task.check_nodes, *(node_file(node) for node in tests)]))
     passing = [
         o.node_id
         for o in run.outcomes.values()
-        if o.passed and o.node_id.split("::", 1)[0] in files
+        if o.passed and node_file(o.node_id) in files
     ]
     return replace(task, check_nodes=files,
                    previously_passing=list(dict.fromkeys([*task.previously_passing, *passing])))  # fmt: skip
@@ -674,8 +674,8 @@ def _repair_again(result: FixResult, breaking: dict[str, list[str]], run: Pytest
 
 def _elsewhere(fixes: Sequence[TestFix], passing: Sequence[str]) -> list[str]:
     """The tests of `passing` in files that the fixes' own verification did not run."""
-    ran = {node.split("::", 1)[0] for t in fixes if t.task for node in t.task.check_nodes}
-    return [node for node in passing if node.split("::", 1)[0] not in ran]
+    ran = {node_file(node) for t in fixes if t.task for node in t.task.check_nodes}
+    return [node for node in passing if node_file(node) not in ran]
 
 
 def compose(fixes: Sequence[TestFix]) -> dict[str, FileFix] | None:
@@ -722,7 +722,7 @@ def _verify_together(
     riding = [t.test for t in riders if t.fixed_by in offered]
     nodes = sorted(
         {node for task in tasks for node in task.check_nodes}
-        | {test.split("::", 1)[0] for test in [*riding, *passing]}
+        | {node_file(test) for test in [*riding, *passing]}
     )
     required = sorted(
         {node for t in fixes for node in [*t.fixed, *(t.task.previously_passing if t.task else [])]}

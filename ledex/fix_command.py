@@ -23,7 +23,7 @@ from ledex.models import DEFAULT_SPEC, load_backend
 from ledex.models.base import Backend
 from ledex.repair import RepairConfig
 from ledex.sandbox import isolation
-from ledex.sandbox.pytest_runner import PytestRun, run_pytest
+from ledex.sandbox.pytest_runner import PytestRun, node_file, run_pytest
 
 EXIT_REFUSED = 3
 
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     console = _console(args)
     config = config_of(args)
     # With --test, its whole files run: the tests that pass there must keep passing after a fix.
-    files = sorted({node.split("::", 1)[0] for node in args.test})
+    files = sorted({node_file(node) for node in args.test})
     with _status(console, f"running the tests of {project}"):
         first = run_pytest(project, files, python=config.python, timeout=config.timeout)
     _check_run(first, args.test)

@@ -33,7 +33,7 @@ from ledex.repair import (
     normalise_code,
     repair,
 )
-from ledex.sandbox.pytest_runner import Call, PytestRun, TestOutcome, run_pytest
+from ledex.sandbox.pytest_runner import Call, PytestRun, TestOutcome, node_file, run_pytest
 
 _T = TypeVar("_T")
 
@@ -260,8 +260,8 @@ def prepare(
             shown.add((other.relpath, other.symbol.qualname))
     for other in related:
         sources.setdefault(other.relpath, _read(project / other.relpath) or "")
-    test_file = outcome.node_id.split("::", 1)[0]
-    same_file = [o.node_id for o in run.outcomes.values() if o.node_id.split("::", 1)[0] == test_file]
+    test_file = node_file(outcome.node_id)
+    same_file = [o.node_id for o in run.outcomes.values() if node_file(o.node_id) == test_file]
     passing = [node for node in same_file if run.outcomes[node].passed]
     calls = _traced_calls(project, outcome, python, timeout, pytest_args) if trace_calls else []
     return ProjectTask(project, outcome, site, related, sources, [test_file], passing, python, timeout,

@@ -20,7 +20,13 @@ from lsprotocol import types
 
 from ledex.project_repair import is_test_file, locate_site
 from ledex.sandbox import isolation
-from ledex.sandbox.pytest_runner import CollectionError, PytestRun, TestOutcome, run_pytest
+from ledex.sandbox.pytest_runner import (
+    CollectionError,
+    PytestRun,
+    TestOutcome,
+    node_file,
+    run_pytest,
+)
 from lsp_server import prefetch, status
 from lsp_server.progress import Progress
 from lsp_server.session import Failure, Span, WorkspaceState
@@ -98,7 +104,7 @@ def _failure(
     root: Path, outcome: TestOutcome, result: RunReport, text, encoding: str, *, locate: bool
 ) -> None:
     test_path = (
-        outcome.location.path if outcome.location else str(root / outcome.node_id.split("::", 1)[0])
+        outcome.location.path if outcome.location else str(root / node_file(outcome.node_id))
     )
     in_test = [
         f.line for f in outcome.frames if os.path.abspath(f.path) == os.path.abspath(test_path)
@@ -203,7 +209,7 @@ def _collection_error(
     if frame is not None and Path(os.path.abspath(frame.path)).is_relative_to(root):
         path, line = frame.path, frame.line
     else:
-        path, line = str(root / error.node_id.split("::", 1)[0]), 1
+        path, line = str(root / node_file(error.node_id)), 1
     message = next(
         (line_.strip() for line_ in error.message.splitlines() if line_.strip()),
         "collection failed",

@@ -197,6 +197,11 @@ class PytestRun:
                    for node in node_ids)  # fmt: skip
 
 
+def node_file(node_id: str) -> str:
+    """The test file a node id is in: `tests/test_x.py` of `tests/test_x.py::TestX::test_y[1]`."""
+    return node_id.split("::", 1)[0]
+
+
 def _selects(requested: str, node_id: str) -> bool:
     return node_id == requested or node_id.startswith((requested + "::", requested + "["))
 
