@@ -50,7 +50,7 @@ if __name__ == "__main__":  # run as a script: make `ledex` and `benchmarks` imp
 from benchmarks.anchor import STYLE as ANCHOR
 from benchmarks.anchor import naive_anchor
 from benchmarks.cases.check_cases import CASES_ROOT, Case, copy_case, load_cases
-from trainer.buggy_projects import BUG_PLACES
+from trainer.buggy_projects import BUG_PLACES, GENERATOR_VERSION, heldout_suite
 from trainer.project_shapes import SHAPES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -578,7 +578,6 @@ def suite_root(args: argparse.Namespace, err: Any) -> Path:
     if args.suite == "cases":
         return CASES_ROOT
     from ledex.weights import cache_dir
-    from trainer.buggy_projects import GENERATOR_VERSION, heldout_suite
 
     shapes = "" if args.suite_shapes == ["function"] else "-" + "-".join(args.suite_shapes)
     bugs = "" if args.suite_bugs == "anywhere" else f"-bugs-in-{args.suite_bugs}"

@@ -269,7 +269,8 @@ def calls_feedback(calls: Sequence[Call]) -> str:
     top = min(call.depth for call in calls)
     lines = ["What the project's functions were given and returned while the test ran (the first calls):"]
     for call in calls:
-        outcome = f"raised {call.raised}" if call.raised else f"returned {call.result}"
-        text = _ADDRESS.sub("at 0x...", f"{call.frame.function}({call.arguments}) {outcome}")
+        outcome = (f" raised {call.raised}" if call.raised else
+                   "" if call.result is None else f" returned {call.result}")  # fmt: skip
+        text = _ADDRESS.sub("at 0x...", f"{call.frame.function}({call.arguments}){outcome}")
         lines.append("  " * (1 + min(call.depth - top, 6)) + shorten(text, 2 * VALUE_LIMIT))
     return "\n".join(lines)

@@ -56,7 +56,8 @@ class FixConfig:
     #: every verification run gets them too, so it collects the same tests
     pytest_args: tuple[str, ...] = ()
     #: show the model what the project's functions returned in the failing test (a traced run of
-    #: it, once per test): where a wrong value first appears, often a helper the test never calls
+    #: it, once per test the model is asked about): where a wrong value first appears, often in a
+    #: helper the test never calls
     trace_calls: bool = False
 
 
@@ -152,10 +153,6 @@ class RepairingAgain:
 
     test: str
     broken: str  # the first test, passing before, that the fix made fail
-    index: int  # 0-based among the tests repaired again in this call
-    count: int
-    rounds: int
-    candidates: int
 
     def describe(self) -> str:
         return f"{self.test}: its fix makes {self.broken} fail, asking the model again"
@@ -204,6 +201,9 @@ class TestFix:
     )
     still_failing: tuple[str, ...] = ()  # the group's tests the partial fix leaves failing
     cached: bool = False  # the fix came from the on-disk cache (verified again here)
+    #: earlier repairs of this test in the same call whose fix was left out for breaking another
+    #: test, and repaired again into `result` (their candidates and seconds count too)
+    superseded: list[RepairResult] = field(default_factory=list)
 
     @property
     def status(self) -> Status:
@@ -431,7 +431,7 @@ def _fix_one(project: Path, run: PytestRun, outcome: TestOutcome, located: dict[
              index: int, count: int, cache: FixCache | None) -> TestFix:  # fmt: skip
     fixing = TestFix(outcome.node_id, outcome.message)
     task = project_repair.prepare(project, run, outcome, python=config.python, timeout=config.timeout,
-                                  pytest_args=config.pytest_args, trace_calls=config.trace_calls)  # fmt: skip
+                                  pytest_args=config.pytest_args)  # fmt: skip
     if isinstance(task, str):
         fixing.skipped = task
         return fixing
@@ -462,6 +462,8 @@ def _fix_one(project: Path, run: PytestRun, outcome: TestOutcome, located: dict[
     if cache is not None and _from_cache(fixing, task, cache, notify):
         return fixing
     notify(RepairStarted(task.node_id, index, count, config.repair.rounds, config.repair.n))
+    if config.trace_calls:
+        task = fixing.task = project_repair.with_calls(task)
     backend = get_backend()
     progress = _progress(task.node_id, config, notify)
     fixing.result = project_repair.repair_test(
@@ -632,43 +634,50 @@ def _repair_again(result: FixResult, breaking: dict[str, list[str]], run: Pytest
 
     The loop starts from the left-out fix, with its failure as the feedback (what the model needs
     to see: its fix alone passed its own tests), and verification now runs those tests' files
-    too. Only a fix of the whole group replaces the first (a partial one too): the tests it
-    covered (`fixed_by`) rely on that. A fix that breaks them only together with the other fixes
-    is not repaired: its own run shows the model nothing to mend."""
+    too, and every test the first fix was credited with (its group, and the tests it fixed that
+    reused it: `fixed_by`). Only a fix of them all replaces the first, which is kept in
+    `TestFix.superseded`. A fix that breaks those tests only together with the other fixes is not
+    repaired: its own run shows the model nothing to mend."""
     stopped = cancel.is_set if cancel is not None else (lambda: False)
-    redone: list[str] = []
+    redone = False
     unfixed: list[str] = []  # notes: the second combination rewrites those of the first
-    for index, (test, broken) in enumerate(breaking.items()):
+    for test, broken in breaking.items():
         fixing = next(t for t in result.tests if t.test == test)
         assert fixing.task is not None and fixing.fix is not None
         if stopped():
             result.cancelled = True
-            return
-        task = guard(fixing.task, run, broken)
+            break
+        riders = [t.test for t in result.tests if t.fixed_by == test]
+        task = guard(widen(fixing.task, run, list(dict.fromkeys([*fixing.task.also_failing, *riders]))),
+                     run, broken)  # fmt: skip
         verdict = ProjectVerifier(task).verify(fixing.fix.code or "")
         if not set(broken) & set(verdict.failing):
             continue  # it breaks them only together with other fixes (a partial fix fails anyway)
-        loop = config.repair
-        notify(RepairingAgain(test, broken[0], index, len(breaking), loop.rounds, loop.n))
+        notify(RepairingAgain(test, broken[0]))
         start = replace(fixing.fix, verdict=verdict)  # refused now, and why: where the loop starts
-        again = project_repair.repair_test(task, get_backend(), loop, start=start,
+        again = project_repair.repair_test(task, get_backend(), config.repair, start=start,
                                            progress=_progress(test, config, notify), cancel=cancel)  # fmt: skip
         if again.cancelled:
             result.cancelled = True
-            return
-        notify(TestDone(test, "verified" if again.verified else "unverified"))
-        if not again.verified:
+            break
+        if again.verified:
+            assert fixing.result is not None and again.fix is not None
+            fixing.superseded.append(fixing.result)
+            fixing.task, fixing.result, fixing.cached = task, again, False
+            fixing.partial, fixing.still_failing = None, ()
+            if cache is not None:
+                cache.put(task, again.fix)
+            redone = True
+        else:
             unfixed.append(f"asked again with {broken[0]} checked, the model found no fix for "
                            f"{test} that keeps it passing")  # fmt: skip
-            continue
-        fixing.task, fixing.result, fixing.cached = task, again, False
-        fixing.partial, fixing.still_failing = None, ()
-        if cache is not None and again.fix is not None:
-            cache.put(task, again.fix)
-        redone.append(test)
-    if redone:
+        notify(TestDone(test, fixing.status))
+    if redone and not result.cancelled:
+        first = (result.files, result.included, result.notes)
         result.notes = []
         _combine(result, run, config, notify, stopped, cache)
+        if result.cancelled:  # what the first combination verified still holds
+            result.files, result.included, result.notes = first
     result.notes += unfixed
 
 

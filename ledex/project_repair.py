@@ -74,7 +74,7 @@ class ProjectTask:
     #: test, other tests of the function): a candidate is judged by how many of them it fixes too
     also_failing: list[str] = field(default_factory=list)
     #: the failing test's first calls into the project's code, from a traced run of it alone
-    #: (`prepare(trace_calls=True)`): shown with the failure, so a bug in a helper is visible
+    #: (`with_calls`): shown with the failure, so a bug in a helper is visible
     calls: list[Call] = field(default_factory=list)
 
     @property
@@ -240,10 +240,8 @@ def prepare(
     python: str | None = None,
     timeout: float = 60.0,
     pytest_args: Sequence[str] = (),
-    trace_calls: bool = False,
 ) -> ProjectTask | str:
-    """A ProjectTask for a failing test, or a message saying why it cannot be repaired.
-    `trace_calls`: run the test once more, alone and traced, for `ProjectTask.calls`."""
+    """A ProjectTask for a failing test, or a message saying why it cannot be repaired."""
     project = project.resolve()
     index = definitions(project)  # parses every project file: once per task
     site = locate_site(project, outcome, index)
@@ -263,19 +261,18 @@ def prepare(
     test_file = node_file(outcome.node_id)
     same_file = [o.node_id for o in run.outcomes.values() if node_file(o.node_id) == test_file]
     passing = [node for node in same_file if run.outcomes[node].passed]
-    calls = _traced_calls(project, outcome, python, timeout, pytest_args) if trace_calls else []
     return ProjectTask(project, outcome, site, related, sources, [test_file], passing, python, timeout,
-                       pytest_args=tuple(pytest_args), calls=calls)  # fmt: skip
+                       pytest_args=tuple(pytest_args))  # fmt: skip
 
 
-def _traced_calls(project: Path, outcome: TestOutcome, python: str | None, timeout: float,
-                  pytest_args: Sequence[str]) -> list[Call]:  # fmt: skip
-    """The failing test's calls into the project, from a traced run of it alone ([] if it did not
-    fail the same way there: calls of another run would explain nothing)."""
-    run = run_pytest(project, [outcome.node_id], python=python, timeout=timeout,
-                     pytest_args=pytest_args, trace_calls=True)  # fmt: skip
-    traced = run.outcomes.get(outcome.node_id)
-    return traced.calls if traced is not None and traced.failed else []
+def with_calls(task: ProjectTask) -> ProjectTask:
+    """The task with `calls`: its failing test run once more, alone and traced (one more pytest
+    run, so only when the model is about to be asked). No calls where the test passed there (a
+    flaky test): calls that led to no failure would explain nothing."""
+    run = run_pytest(task.project, [task.node_id], python=task.python, timeout=task.timeout,
+                     pytest_args=task.pytest_args, trace_calls=True)  # fmt: skip
+    traced = run.outcomes.get(task.node_id)
+    return replace(task, calls=traced.calls if traced is not None and traced.failed else [])
 
 
 def conversation_parts(task: ProjectTask, budget_chars: int) -> tuple[str, str, str]:

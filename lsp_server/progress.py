@@ -104,7 +104,9 @@ class FixEvents:
         self.progress.report(message, self._fraction(event))
 
     def _fraction(self, event: fix.Event) -> float | None:
-        if isinstance(event, (fix.RepairStarted, fix.RepairingAgain)):  # the bar starts again
+        # a repair done again (fix.RepairingAgain) says so in the message; the bar, which only
+        # goes up, stays where the last test's repair left it
+        if isinstance(event, fix.RepairStarted):
             self.index, self.count = event.index, max(1, event.count)
             return self.index / self.count
         if isinstance(event, fix.RoundStarted):

@@ -279,8 +279,9 @@ def _candidates(source: SourceProject, bugs: str = "anywhere") -> list[tuple[str
 
 
 def called_by_tests(source: SourceProject) -> set[str]:
-    """The names of the functions and methods that the source's test files call: `f(...)`,
-    `obj.f(...)`."""
+    """The names of the functions and methods that the source's test files call by name: `f(...)`,
+    `obj.f(...)`. What Python calls for them is not there (`__init__` through `Cls(...)`, `__lt__`
+    through a sort): to the model such a method is one call away from the test, like a helper."""
     called: set[str] = set()
     for path, text in source.files.items():
         tree = parse(text) if path.endswith(".py") and _is_test_path(path) else None

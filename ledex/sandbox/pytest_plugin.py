@@ -90,6 +90,7 @@ def _open_channel() -> tuple[int | None, bytes]:
 
 _fd, _key = _open_channel()
 _trace = os.environ.pop(TRACE_ENV_VAR, None) == "1"
+_test_modules: set[str] = set()
 
 
 def _emit(record: dict) -> None:
@@ -320,6 +321,9 @@ def pytest_collection(session) -> None:
 
 def pytest_collection_finish(session) -> None:
     _emit({"event": "collected", "nodeids": [item.nodeid for item in session.items]})
+    if _trace:  # the test modules, whatever `python_files` names them: not the project's code
+        _test_modules.update(os.path.abspath(str(getattr(item, "path", None) or item.fspath))
+                             for item in session.items)  # fmt: skip
 
 
 def pytest_runtest_logstart(nodeid, location) -> None:
@@ -360,22 +364,38 @@ def pytest_runtest_call(item):
         _emit({"event": "calls", "nodeid": item.nodeid, "calls": calls.recorded})
 
 
+# Code whose frame is suspended and resumed: each resume is another "call" event, and each
+# suspension a "return" event. A coroutine's last "return" gives its result; a generator's
+# values are yielded, not returned.
+_SUSPENDING = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+_YIELDING = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
 class _Calls:
     """A trace function that follows only the project's own functions (files in the rootdir, not
-    tests, not site-packages), the first few calls of each, to say what they were given and what
-    they gave back: where a wrong value first appears is where the bug is."""
+    test modules, not site-packages), the first few calls of each, to say what they were given
+    and what they gave back: where a wrong value first appears is where the bug is. Generators
+    say only what they were given, or what they raised.
+
+    What this misses is only text shown to a model: an exception that the function's last line
+    swallows (a `with suppress(...)` body) leaves the call marked as raised."""
 
     def __init__(self) -> None:
         self.recorded: list[dict] = []
         self.per_function: dict[object, int] = {}
-        self.depth = 0
+        self.running: dict[int, tuple] = {}  # id of a suspended frame -> (its code, its tracer)
         self.repr = reprlib.Repr()
         self.repr.maxstring, self.repr.maxother, self.repr.maxlevel = 60, 60, 3
         self.ours: dict[str, bool] = {}
 
     def on_call(self, frame, event, arg):
         code = frame.f_code
-        if event != "call" or len(self.recorded) >= MAX_CALLS or not self._function(code):
+        if event != "call":
+            return None
+        resumed = self.running.get(id(frame))
+        if resumed is not None and resumed[0] is code:  # (an id is reused once a frame is gone)
+            return resumed[1]
+        if len(self.recorded) >= MAX_CALLS or not self._function(code):
             return None
         count = self.per_function.get(code, 0)
         if count >= MAX_CALLS_PER_FUNCTION:
@@ -385,16 +405,19 @@ class _Calls:
                   "path": code.co_filename, "line": frame.f_lineno, "depth": self._depth(frame),
                   "arguments": self._arguments(frame), "result": None, "raised": None}  # fmt: skip
         self.recorded.append(record)
-        return self._follow(record)
+        local = self._follow(record, yields=bool(code.co_flags & _YIELDING))
+        if code.co_flags & _SUSPENDING:
+            self.running[id(frame)] = (code, local)
+        return local
 
-    def _follow(self, record: dict):
+    def _follow(self, record: dict, *, yields: bool):
         def local(frame, event, arg):
             if event == "exception":
                 record["raised"] = getattr(arg[0], "__name__", "an exception")
             elif event == "line":
                 record["raised"] = None  # handled inside: the function goes on
-            elif event == "return" and record["raised"] is None:
-                record["result"] = self._repr(arg)
+            elif event == "return" and record["raised"] is None and not yields:
+                record["result"] = self._repr(arg)  # a coroutine's last one is its result
             return local
 
         return local
@@ -410,13 +433,13 @@ class _Calls:
             name = os.path.basename(path)
             known = self.ours[path] = (
                 _in_rootdir(path) and not _internal(path) and name.endswith(".py")
+                and path not in _test_modules and name != "conftest.py"
                 and not name.startswith("test_") and not name.endswith("_test.py")
-                and name != "conftest.py"
             )  # fmt: skip
         return known
 
     def _depth(self, frame) -> int:
-        """How many recorded project calls are still running below this one."""
+        """How many calls of the project's functions (recorded or not) this one runs inside."""
         depth, outer = 0, frame.f_back
         while outer is not None:
             if self._function(outer.f_code):

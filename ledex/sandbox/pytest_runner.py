@@ -109,7 +109,7 @@ class Call:
     frame: Frame  # the function, and its file and line
     depth: int  # project calls still running around it
     arguments: str  # "price=24.0, percent=0"
-    result: str | None  # repr of the value returned; None when it raised
+    result: str | None  # repr of the value returned; None when it raised, or for a generator
     raised: str | None = None  # the exception's type name
 
 

@@ -237,6 +237,8 @@ def test_a_fix_left_out_for_breaking_another_files_test_is_repaired_from_it_once
     assert result.all_fixed and not result.notes, result.notes
     assert passes_with(project, result)
     assert 'return "E"' in asked[-1]  # the loop started from the fix it left out
+    (redone,) = [t for t in result.tests if t.superseded]  # the first repair is kept, and counted
+    assert redone.status == "verified" and 'return "E"' in redone.superseded[0].fix.code
 
 
 def test_with_trace_calls_the_model_sees_what_the_helper_returned(tmp_path):

@@ -321,6 +321,42 @@ def test_a_traced_run_says_what_the_projects_functions_were_given_and_returned(m
     assert plain.outcomes["tests/test_ops.py::test_add"].calls == []
 
 
+GENERATORS = """\
+def countdown(n):
+    while n > 0:
+        yield n
+        n -= 1
+
+
+async def total(values):
+    return sum(values)
+"""
+TEST_GENERATORS = """\
+import asyncio
+
+from calc.gen import countdown, total
+
+
+def test_countdown():
+    assert list(countdown(3)) == [3, 2, 1, 0]
+
+
+def test_total():
+    assert asyncio.run(total([1, 2])) == 4
+"""
+
+
+def test_a_traced_generator_or_coroutine_is_one_call(mode, project, user_env):
+    """Each resume of a generator is not another call, and what it yields is not its result; a
+    coroutine's result is what it returned at last."""
+    overlay = {"src/calc/gen.py": GENERATORS, "tests/test_gen.py": TEST_GENERATORS}
+    run = _run(project, ["tests/test_gen.py"], python=user_env, overlay=overlay, trace_calls=True)
+    (countdown,) = run.outcomes["tests/test_gen.py::test_countdown"].calls
+    assert (countdown.frame.function, countdown.arguments, countdown.result) == ("countdown", "n=3", None)
+    (total,) = run.outcomes["tests/test_gen.py::test_total"].calls
+    assert (total.frame.function, total.arguments, total.result) == ("total", "values=[1, 2]", "3")
+
+
 def test_user_config_conftest_plugins_and_installed_packages(mode, project, user_env):
     run = _run(project, [], python=user_env)  # no ids: the project's testpaths, its file patterns
 
