@@ -99,7 +99,7 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
         else None
     )
     # every repair the workflow ran: one left out and repaired again counts both times
-    results = [r for t in result.tests for r in [*t.superseded, *([t.result] if t.result else [])]]
+    results = [r for t in result.tests for r in t.repairs]
     tests_fixed = sum(1 for node in failing if check and check.passes([node]))
     record |= {
         "claimed": result.all_fixed,
@@ -116,8 +116,7 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
         "candidates": sum(len(r.candidates) for r in results),
         "rounds_used": max((len(r.rounds) for r in results), default=0),
         "diff": _clip(result.diff()),
-        "tried": {t.test: [c for r in [*t.superseded, t.result] for c in _tried(r)]
-                  for t in result.tests if t.result is not None},  # fmt: skip
+        "tried": {t.test: [c for r in t.repairs for c in _tried(r)] for t in result.tests if t.repairs},
     }
     return record
 

@@ -220,6 +220,11 @@ class TestFix:
         return "partial" if self.partial is not None else "unverified"
 
     @property
+    def repairs(self) -> list[RepairResult]:
+        """Every repair of this test in the call, the superseded ones first, `result` last."""
+        return [*self.superseded, *([self.result] if self.result is not None else [])]
+
+    @property
     def fix(self) -> Candidate | None:
         """The candidate offered: the verified fix, else the partial one."""
         if self.result is not None and self.result.fix is not None:
