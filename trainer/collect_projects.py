@@ -10,8 +10,10 @@ second, so this stage collects data in the second shape, through the same code p
 and the language server:
 
 1. Source projects (MBPP's train split as pytest projects, `trainer.buggy_projects`; `--shapes`
-   rewrites them as methods, coroutines or a helper in another module, `trainer.project_shapes`)
-   get one injected bug each (`per_project` of them), kept only when some test catches it.
+   rewrites them as methods, coroutines, a helper in another module or an expression moved into
+   a helper, `trainer.project_shapes`) get one injected bug each (`per_project` of them), kept
+   only when some test catches it; `--bugs helpers` puts it only in functions the tests never
+   call by name.
 2. Each buggy project is written to a folder and its tests are run (`ledex.sandbox.run_pytest`);
    for its first failing test, the fix workflow's task (`ledex.fix.task_for`: verified against the
    other failing tests of the same function too) and `conversation_parts` build the prompt,
@@ -59,6 +61,7 @@ from trainer.buggy_projects import (
     GENERATOR_VERSION,
     BuggyProject,
     SourceProject,
+    check_bug_place,
     generate,
     mbpp_projects,
 )
@@ -102,6 +105,7 @@ _RECORD_SETTINGS = (
     "plain_pass",
     "shapes",
     "gold_change",
+    "bugs",
 )
 
 
@@ -133,6 +137,14 @@ class ProjectCollectConfig:
         ),
     )
     per_project: int = field(default=2, metadata=_help("bugs injected per source project"))
+    bugs: str = field(
+        default="anywhere",
+        metadata=_help(
+            "where a bug may be (trainer/buggy_projects.py): 'anywhere' or 'helpers' (only in "
+            "functions the tests never call by name; with the extracted-helper shape any problem "
+            "has one)"
+        ),
+    )
     tries: int = field(default=6, metadata=_help("mutants run per source project to find them"))
     teacher: str = field(
         default="embedded",
@@ -208,6 +220,7 @@ class ProjectCollectConfig:
         if not (self.plain_pass or self.hint):
             raise ValueError("--no_plain_pass needs the hint pass: nothing would ask the teacher")
         check_shapes(self.shapes)
+        check_bug_place(self.bugs)
         bad = [style for style in self.styles if style not in dialogue.STYLES]
         if bad or not self.styles:
             raise ValueError(
@@ -306,6 +319,7 @@ class ProjectCollector:
             seed=cfg.seed,
             timeout=cfg.timeout,
             kept=self._kept,
+            bugs=cfg.bugs,
         ):
             self.counters.bug_search += time.perf_counter() - started
             yield bug
@@ -469,6 +483,7 @@ class ProjectCollector:
                 "hint_shows": "line",
                 "plain_pass": True,
                 "gold_change": "line",
+                "bugs": "anywhere",
             },
         )
 

@@ -11,7 +11,10 @@ a reference and its asserts into one of these shapes, with the same behaviour:
 - "async": the entry point becomes a coroutine; its own recursive calls are awaited, and the
   asserts run it with `asyncio.run`;
 - "helper-module": the functions other than the entry point move to `helpers.py`, which the entry
-  point's module imports (only for references with more than one function).
+  point's module imports (only for references with more than one function);
+- "extracted-helper": one expression of the entry point becomes a helper function of the same
+  module that the entry point calls (`trainer.extracted_helper`), so that any reference, not only
+  the few with helpers, can have its bug one call away from the test.
 
 A shape that does not fit a reference (a class already there, a function passed around as a value,
 recursion inside a lambda...) gives None, and the caller tries another shape. The rewritten code is
@@ -27,9 +30,10 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from trainer.pysource import defined_names, parse
+from trainer.extracted_helper import extract_helper
+from trainer.pysource import bound_names, defined_names, parse
 
-SHAPES = ("function", "method", "async", "helper-module")
+SHAPES = ("function", "method", "async", "helper-module", "extracted-helper")
 HELPERS_MODULE = "helpers"
 
 
@@ -73,6 +77,8 @@ def reshape(
         return _method(module, tree, tests, functions, entry_point)
     if shape == "async":
         return _async(module, tree, tests, entry_point)
+    if shape == "extracted-helper":
+        return _extracted_helper(module, tree, tests, defined, entry_point)
     return _helper_module(module, tree, tests, functions, entry_point)
 
 
@@ -229,6 +235,20 @@ def _helper_module(
     return _shaped(files, [], [entry, *helpers], tests)
 
 
+# --- extracted-helper ----------------------------------------------------------------------------
+
+
+def _extracted_helper(
+    module: str, tree: ast.Module, tests: list[ast.Module], defined: list[str], entry: str
+) -> Shaped | None:
+    extracted = extract_helper(tree, entry)
+    if extracted is None:
+        return None
+    rewritten, _ = extracted
+    # the tests import what they imported before: the helper is the entry point's business
+    return _shaped({f"{module}.py": _unparse(rewritten.body)}, [], defined, tests)
+
+
 # --- small helpers -------------------------------------------------------------------------------
 
 
@@ -247,29 +267,9 @@ def _names(tree: ast.AST) -> set[str]:
 
 
 def _binds(node: ast.FunctionDef, names: set[str]) -> bool:
-    """Whether any of `names` is bound anywhere inside the function, in any nested scope: a
-    parameter (its own, a lambda's, a nested def's), an assignment or loop target, a nested def or
-    class, an import, an `except ... as`, a match capture, a global or nonlocal declaration. Such a
-    name would not be the module-level function the rewrite assumes it is."""
-    bound: set[str] = set()
-    for n in ast.walk(node):
-        if n is node:
-            continue
-        if isinstance(n, ast.arg):
-            bound.add(n.arg)
-        elif isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
-            bound.add(n.id)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(n.name)
-        elif isinstance(n, ast.alias):
-            bound.add((n.asname or n.name).split(".")[0])
-        elif isinstance(n, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and n.name:
-            bound.add(n.name)
-        elif isinstance(n, ast.MatchMapping) and n.rest:
-            bound.add(n.rest)
-        elif isinstance(n, (ast.Global, ast.Nonlocal)):
-            bound.update(n.names)
-    return bool(bound & names)
+    """Whether any of `names` is bound anywhere inside the function (`bound_names`): such a name
+    would not be the module-level function the rewrite assumes it is."""
+    return bool(bound_names(node) & names)
 
 
 def _unparse(body: list[ast.stmt]) -> str:

@@ -18,8 +18,9 @@ from ledex import dialogue
 from ledex.sandbox import isolation
 from tests.support.openai_loopback import LoopbackServer
 from tests.trainer.test_buggy_projects import ACCOUNT, account_project
+from tests.trainer.test_extracted_helper import BISECT
 from trainer import collect_projects
-from trainer.buggy_projects import generate
+from trainer.buggy_projects import generate, mbpp_project
 from trainer.chat_data import load_examples, to_example
 from trainer.collect_projects import ProjectCollectConfig, ProjectCollector
 from trainer.records import Trajectory, read_records
@@ -191,8 +192,8 @@ def test_a_folder_from_before_shapes_holds_functions_and_refuses_other_shapes(tm
         ProjectCollector(config(tmp_path, server, per_project=1)).run([account_project()])
         settings = tmp_path / "out" / "config.json"
         old = json.loads(settings.read_text())
-        assert old.pop("shapes") == ["function"]
-        settings.write_text(json.dumps(old))  # as written before --shapes existed
+        assert old.pop("shapes") == ["function"] and old.pop("bugs") == "anywhere"
+        settings.write_text(json.dumps(old))  # as written before --shapes and --bugs existed
         ProjectCollector(config(tmp_path, server, per_project=1)).run([account_project()])
         with pytest.raises(collect_projects.LedexError, match="shapes=\\['function'\\]"):
             ProjectCollector(config(tmp_path, server, per_project=1, shapes=["method"])).run(
@@ -200,3 +201,26 @@ def test_a_folder_from_before_shapes_holds_functions_and_refuses_other_shapes(tm
             )
     with pytest.raises(ValueError, match="shapes must be among"):
         ProjectCollectConfig(shapes=["class"]).check()
+
+
+def test_bugs_in_helpers_are_all_one_call_from_the_tests_and_the_folder_keeps_to_them(tmp_path):
+    asserts = ["assert find([1, 3, 5, 7], 5) == 2", "assert find([1, 3, 5, 7], 8) == 4",
+               "assert find([2, 4], 3) == 1", "assert find([], 1) == 0"]  # fmt: skip
+    source = mbpp_project("mbpp/9", BISECT, asserts, "", "find", "extracted-helper")
+    assert source is not None
+    helper = source.files["find.py"].split("\n\ndef find")[0]  # the helper as extracted
+
+    def fixed_helper(messages, params) -> str:
+        return dialogue.format_reply("The helper's comparison was changed.", helper)
+
+    with LoopbackServer(reply=fixed_helper) as server:
+        table = ProjectCollector(config(tmp_path, server, per_project=1, bugs="helpers")).run(
+            [source]
+        )
+        assert table["repaired"] == 1
+        bugs = [json.loads(line) for line in (tmp_path / "out" / "bugs.jsonl").read_text().splitlines()]
+        assert [bug["function"] for bug in bugs] == ["_find_condition"]  # the tests call `find`
+        with pytest.raises(collect_projects.LedexError, match="bugs='helpers' \\(now 'anywhere'\\)"):
+            ProjectCollector(config(tmp_path, server, per_project=1)).run([source])
+    with pytest.raises(ValueError, match="bugs must be one of"):
+        ProjectCollectConfig(bugs="tests").check()

@@ -1,0 +1,201 @@
+"""One expression of a function moved into a helper of its own: the "extracted-helper" shape.
+
+In the editor's projects the bug is often one call away from the failing test, in a helper the
+test never calls (9 of the 26 hand-made cases), but MBPP's references are mostly one function: 14
+of its train problems have a helper, so the training data had almost no bug of that kind. This
+rewrite gives any reference one: an expression of the entry point becomes a function of the same
+module that the entry point calls,
+
+    mid = (lo + hi) // 2          ->    def _compute_mid(lo, hi):
+                                            return (lo + hi) // 2
+                                        ...
+                                        mid = _compute_mid(lo, hi)
+
+and `trainer.buggy_projects.generate(bugs="helpers")` then puts the bug in the helper.
+
+Which expression: a whole expression of one of the entry point's own statements (an assignment's
+value, a return value, an `if` or `while` condition, a `for` loop's iterable; not inside a nested
+function), the one with the most operators, comparisons, subscripts and calls, since those are
+where the mutation operators act. A function that is a single `return` gives its value only when
+it has nothing else (the helper then does all the work, as delegating functions do).
+
+Same behaviour: the expression runs at the same place, on the same values, because each local name
+it reads is passed to the helper as an argument, evaluated where the expression was. Expressions
+whose meaning depends on where they run are never moved: `await`, `yield`, `:=`, a lambda (a
+closure), `super()`, `locals()`, `vars()`, `eval`, `exec`; nor from a function that declares a name
+`global` or `nonlocal`. What is not assumed is still checked: `generate` runs the source's tests
+before it mutates it.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from dataclasses import dataclass
+
+from trainer.pysource import bound_names
+
+# statement type -> the field holding its whole expression
+SLOTS: dict[type[ast.stmt], str] = {
+    ast.Assign: "value",
+    ast.AugAssign: "value",
+    ast.AnnAssign: "value",
+    ast.Return: "value",
+    ast.If: "test",
+    ast.While: "test",
+    ast.For: "iter",
+}
+# where the mutation operators act (`trainer.mutants`)
+_SITES = (ast.BinOp, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Subscript, ast.Slice, ast.Call)
+_UNMOVABLE = (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.Lambda, ast.Starred)
+_FRAME_CALLS = {"super", "locals", "vars", "eval", "exec", "globals", "dir"}
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    statement: ast.stmt
+    field: str
+    expression: ast.expr
+    parameters: list[str]
+
+
+def extract_helper(tree: ast.Module, entry: str) -> tuple[ast.Module, str] | None:
+    """A copy of `tree` in which one expression of the module-level function `entry` is a call to a
+    new helper defined just above it, and the helper's name; None where no expression can move."""
+    tree = copy.deepcopy(tree)
+    function = next(
+        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry), None
+    )
+    if function is None or any(
+        isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(function)
+    ):
+        return None
+    choice = _choose(function)
+    if choice is None:
+        return None
+    name = _helper_name(choice.statement, entry, _names_in(tree))
+    helper = ast.FunctionDef(
+        name=name,
+        args=ast.arguments([], [ast.arg(p) for p in choice.parameters], None, [], [], None, []),
+        body=[ast.Return(choice.expression)],
+        decorator_list=[],
+        returns=None,
+        type_comment=None,
+    )
+    call = ast.Call(ast.Name(name, ast.Load()), [ast.Name(p, ast.Load()) for p in choice.parameters], [])
+    setattr(choice.statement, choice.field, call)
+    tree.body.insert(tree.body.index(function), helper)
+    return ast.fix_missing_locations(tree), name
+
+
+def _choose(function: ast.FunctionDef) -> _Choice | None:
+    local = bound_names(function)
+    body = function.body[1:] if _has_docstring(function) else function.body
+    whole = body[0] if len(body) == 1 and isinstance(body[0], ast.Return) else None
+    best: tuple[tuple[bool, int, int], _Choice] | None = None
+    for statement in _own_statements(function):
+        field = SLOTS.get(type(statement))
+        expression = getattr(statement, field) if field else None
+        if field is None or not isinstance(expression, ast.expr) or not _movable(expression):
+            continue
+        parameters = [name for name in _free_names(expression) if name in local]
+        sites = sum(isinstance(n, _SITES) for n in ast.walk(expression))
+        if not parameters or not sites:
+            continue
+        score = (statement is not whole, sites, len(list(ast.walk(expression))))
+        if best is None or score > best[0]:
+            best = (score, _Choice(statement, field, expression, parameters))
+    return best[1] if best else None
+
+
+def _own_statements(function: ast.FunctionDef) -> list[ast.stmt]:
+    """The statements of `function`'s own scope, in order: nested functions and classes are
+    other scopes."""
+    found: list[ast.stmt] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _SCOPES):
+                continue
+            if isinstance(child, ast.stmt):
+                found.append(child)
+            visit(child)
+
+    visit(function)
+    return found
+
+
+def _movable(expression: ast.expr) -> bool:
+    if isinstance(expression, (ast.Name, ast.Constant)):
+        return False
+    for node in ast.walk(expression):
+        if isinstance(node, _UNMOVABLE):
+            return False
+        if isinstance(node, ast.Name) and node.id in _FRAME_CALLS | {"__class__"}:
+            return False
+    return True
+
+
+def _free_names(node: ast.AST, hidden: frozenset[str] = frozenset()) -> list[str]:
+    """The names `node` reads from the scope it runs in, in order of first reading: not those a
+    comprehension inside it binds for itself."""
+    if isinstance(node, _COMPREHENSIONS):
+        names: list[str] = []
+        inner = set(hidden)
+        for index, generator in enumerate(node.generators):
+            # the first iterable runs in the enclosing scope, the rest inside the comprehension
+            names += _free_names(generator.iter, hidden if index == 0 else frozenset(inner))
+            inner |= {n.id for n in ast.walk(generator.target) if isinstance(n, ast.Name)}
+            for condition in generator.ifs:
+                names += _free_names(condition, frozenset(inner))
+        parts = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        for part in parts:
+            names += _free_names(part, frozenset(inner))
+        return list(dict.fromkeys(names))
+    if isinstance(node, ast.Name):
+        return [node.id] if isinstance(node.ctx, ast.Load) and node.id not in hidden else []
+    names = [name for child in ast.iter_child_nodes(node) for name in _free_names(child, hidden)]
+    return list(dict.fromkeys(names))
+
+
+def _helper_name(statement: ast.stmt, entry: str, taken: set[str]) -> str:
+    """A name that says what the helper computes, from where its value goes."""
+    target = None
+    if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+        target = statement.targets[0]
+    elif isinstance(statement, (ast.AugAssign, ast.AnnAssign, ast.For)):
+        target = statement.target
+    variable = target.id if isinstance(target, ast.Name) else None
+    if isinstance(statement, ast.For) and variable:
+        base = f"_{variable}_values"
+    elif isinstance(statement, ast.AugAssign) and variable:
+        base = f"_{variable}_step"
+    elif variable:
+        base = f"_compute_{variable}"
+    elif isinstance(statement, ast.Return):
+        base = f"_{entry}_result"
+    elif isinstance(statement, (ast.If, ast.While)):
+        base = f"_{entry}_condition"
+    else:
+        base = f"_{entry}_part"
+    base = "_" + re.sub(r"_+", "_", base.strip("_"))
+    name, number = base, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    return name
+
+
+def _names_in(tree: ast.Module) -> set[str]:
+    return bound_names(tree) | {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def _has_docstring(function: ast.FunctionDef) -> bool:
+    first = function.body[0]
+    return (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    )
