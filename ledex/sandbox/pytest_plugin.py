@@ -43,6 +43,7 @@ out.
 from __future__ import annotations
 
 import contextlib
+import dis
 import fcntl
 import inspect
 import json
@@ -371,14 +372,22 @@ _SUSPENDING = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GEN
 _YIELDING = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 
 
+_RETURN_OPS = {dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap}
+
+
+def _returns(frame) -> bool:
+    """Whether a "return" trace event is the frame returning, not an exception leaving it: an
+    exception leaves with the instruction that raised it last. An instruction this does not know
+    (another Python's) counts as not returning, so a call is marked raised as before."""
+    code = frame.f_code.co_code
+    return 0 <= frame.f_lasti < len(code) and code[frame.f_lasti] in _RETURN_OPS
+
+
 class _Calls:
     """A trace function that follows only the project's own functions (files in the rootdir, not
     test modules, not site-packages), the first few calls of each, to say what they were given
     and what they gave back: where a wrong value first appears is where the bug is. Generators
-    say only what they were given, or what they raised.
-
-    What this misses is only text shown to a model: an exception that the function's last line
-    swallows (a `with suppress(...)` body) leaves the call marked as raised."""
+    say only what they were given, or what they raised."""
 
     def __init__(self) -> None:
         self.recorded: list[dict] = []
@@ -416,8 +425,13 @@ class _Calls:
                 record["raised"] = getattr(arg[0], "__name__", "an exception")
             elif event == "line":
                 record["raised"] = None  # handled inside: the function goes on
-            elif event == "return" and record["raised"] is None and not yields:
-                record["result"] = self._repr(arg)  # a coroutine's last one is its result
+            elif event == "return":
+                if record["raised"] is not None and _returns(frame):
+                    # handled on the line that raised it (`with suppress(E): return d[k]`): no
+                    # "line" event came, but the frame leaves by its return instruction
+                    record["raised"] = None
+                if record["raised"] is None and not yields:
+                    record["result"] = self._repr(arg)  # a coroutine's last one is its result
             return local
 
         return local

@@ -357,6 +357,40 @@ def test_a_traced_generator_or_coroutine_is_one_call(mode, project, user_env):
     assert (total.frame.function, total.arguments, total.result) == ("total", "values=[1, 2]", "3")
 
 
+SWALLOWED = """\
+from contextlib import suppress
+
+
+def lookup(table, key):
+    with suppress(KeyError): return table[key]
+
+
+def strict(table, key):
+    return table[key]
+"""
+TEST_SWALLOWED = """\
+from calc.lookup import lookup, strict
+
+
+def test_lookup():
+    assert lookup({}, "a") == 0
+
+
+def test_strict():
+    assert strict({}, "a") == 0
+"""
+
+
+def test_a_traced_exception_handled_on_the_line_that_raised_it_is_not_a_raise(mode, project, user_env):
+    """No "line" event follows an exception swallowed on its own line; the call still returned."""
+    overlay = {"src/calc/lookup.py": SWALLOWED, "tests/test_lookup.py": TEST_SWALLOWED}
+    run = _run(project, ["tests/test_lookup.py"], python=user_env, overlay=overlay, trace_calls=True)
+    (lookup,) = run.outcomes["tests/test_lookup.py::test_lookup"].calls
+    assert (lookup.result, lookup.raised) == ("None", None)
+    (strict,) = run.outcomes["tests/test_lookup.py::test_strict"].calls
+    assert (strict.result, strict.raised) == (None, "KeyError")
+
+
 def test_user_config_conftest_plugins_and_installed_packages(mode, project, user_env):
     run = _run(project, [], python=user_env)  # no ids: the project's testpaths, its file patterns
 
