@@ -498,8 +498,8 @@ def add_case_selection(parser: argparse.ArgumentParser) -> None:
         choices=SHAPES,
         metavar="SHAPE",
         help="shapes of the generated suite's projects, one per problem, the fitting one used least "
-        "(trainer/project_shapes.py: function, method, async, helper-module); another set of "
-        "shapes is another suite",
+        f"(trainer/project_shapes.py: {', '.join(SHAPES)}); another set of shapes is another "
+        "suite",
     )
     add(
         "--suite-bugs",
