@@ -504,9 +504,14 @@ def repair_test(
     """Run the repair loop on one failing test of a project: from the project's code, or from
     `start`, a candidate this task's verification refused (its code, and its verdict's feedback
     as the failure), as the loop's later rounds start from their best candidate."""
-    prompt, code, failure = conversation_parts(task, prompt_budget(backend, config))
+    budget = prompt_budget(backend, config)
+    prompt, code, failure = conversation_parts(task, budget)
     if start is not None and start.code and start.verdict is not None:
         code, failure = start.code, start.verdict.feedback
+        # the start's verdict (several tests' reports) may be longer than the failure it replaces
+        over = len(prompt) + len(code) + len(failure) - budget
+        if over > 0:
+            failure = _shrink(failure, max(400, len(failure) - over))
     return repair(prompt, code, failure, verifier=ProjectVerifier(task), backend=backend, config=config,
                   target=task.node_id, **kwargs)  # fmt: skip
 

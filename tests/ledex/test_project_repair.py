@@ -18,6 +18,8 @@ from benchmarks.cases.check_cases import (
     reference_fix_code,
 )
 from ledex import dialogue, project_repair
+from ledex.models.base import Backend, BackendInfo, Completion, Conversation, Sampling
+from ledex.repair import Candidate, RepairConfig, Verdict
 from ledex.sandbox.pytest_runner import run_pytest
 from tests.support.openai_loopback import LoopbackServer
 
@@ -247,3 +249,36 @@ def test_a_fix_that_makes_the_failing_test_skip_is_not_verified(tmp_path):
     verdict = project_repair.ProjectVerifier(task).verify("class Inventory:\n" + body)
     assert not verdict.ok and verdict.passed < verdict.total
     assert "instead of passing" in verdict.feedback and "A skipped test is not a fixed one" in verdict.feedback
+
+
+class _Recording(Backend):
+    """Answers every conversation with `reply` and keeps what it was sent; a small window."""
+
+    def __init__(self, reply: str, window: int) -> None:
+        self.info = BackendInfo(spec="recording", model="recording", context_window=window)
+        self.reply = reply
+        self.sent: list[Conversation] = []
+
+    def generate(self, conversations, sampling=Sampling()):
+        self.sent += conversations
+        return [[Completion(self.reply) for _ in range(sampling.n)] for _ in conversations]
+
+    def stream(self, conversation, sampling=Sampling()):
+        self.sent.append(conversation)
+        yield self.reply
+
+
+def test_a_repair_from_a_refused_fix_keeps_to_the_prompt_budget(tmp_path):
+    """The loop started from a candidate (`start`) shows its verdict as the failure: a long one is
+    shortened to the budget that the project's own failure was fitted to."""
+    project, task = _example_task(tmp_path)
+    source = (project / "inventory" / "stock.py").read_text()
+    method = "class Inventory:\n" + source[source.index("    def remove") :]
+    report = "E   AssertionError: the stock went below zero\n" * 2000  # ~90,000 characters
+    start = Candidate(1, 0, "", code=method, verdict=Verdict(0, 1, "failed", report))
+    backend = _Recording(dialogue.format_reply("Same.", method), window=2048)
+    budget = project_repair.prompt_budget(backend, RepairConfig(n=1, rounds=1))
+    project_repair.repair_test(task, backend, RepairConfig(n=1, rounds=1), start=start)
+    (sent, *_) = backend.sent
+    assert sum(len(m["content"]) for m in sent) <= budget + 500  # the template's own words
+    assert "characters left out" in sent[-1]["content"]
