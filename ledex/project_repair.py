@@ -510,8 +510,8 @@ def repair_test(
         code, failure = start.code, start.verdict.feedback
         # the start's verdict (several tests' reports) may be longer than the failure it replaces
         over = len(prompt) + len(code) + len(failure) - budget
-        if over > 0:
-            failure = _shrink(failure, max(400, len(failure) - over))
+        if over > 0:  # (less the line `_shrink` puts where it cut)
+            failure = _shrink(failure, max(400, len(failure) - over - 60))
     return repair(prompt, code, failure, verifier=ProjectVerifier(task), backend=backend, config=config,
                   target=task.node_id, **kwargs)  # fmt: skip
 

@@ -20,11 +20,15 @@ where the mutation operators act. A function that is a single `return` gives its
 it has nothing else (the helper then does all the work, as delegating functions do).
 
 Same behaviour: the expression runs at the same place, on the same values, because each local name
-it reads is passed to the helper as an argument, evaluated where the expression was. Expressions
-whose meaning depends on where they run are never moved: `await`, `yield`, `:=`, a lambda (a
-closure), `super()`, `locals()`, `vars()`, `eval`, `exec`; nor from a function that declares a name
-`global` or `nonlocal`. What is not assumed is still checked: `generate` runs the source's tests
-before it mutates it.
+it reads is passed to the helper as an argument, evaluated where the expression was. So every such
+name must certainly be bound there (a parameter, or assigned by a statement that certainly ran
+before: `b * 2 if c else 0` does not move where `b` is assigned only under an `if`), or passing it
+would raise where the expression never read it. Expressions whose meaning depends on where they
+run are never moved: `await`, `yield`, `:=`, a lambda or a generator expression that outlives the
+expression (closures: they would see the helper's values, not later ones), a recursive call (each
+level would take two frames), `super()`, `locals()`, `vars()`, `eval`, `exec`, frame inspection;
+nor from a function that declares a name `global` or `nonlocal`, or that the module defines twice.
+What is not assumed is still checked: `generate` runs the source's tests before it mutates it.
 """
 
 from __future__ import annotations
@@ -48,9 +52,12 @@ SLOTS: dict[type[ast.stmt], str] = {
 }
 # where the mutation operators act (`trainer.mutants`)
 _SITES = (ast.BinOp, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Subscript, ast.Slice, ast.Call)
-_UNMOVABLE = (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.Lambda, ast.Starred)
-_FRAME_CALLS = {"super", "locals", "vars", "eval", "exec", "globals", "dir"}
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_UNMOVABLE = (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.Lambda)
+_FRAME_NAMES = {"super", "locals", "vars", "eval", "exec", "globals", "dir", "__class__"}
+_FRAME_ATTRIBUTES = {"_getframe", "currentframe", "stack", "f_back", "f_locals"}
+# calls that consume a generator expression at once, before the statement goes on
+_CONSUMERS = {"sum", "min", "max", "any", "all", "list", "tuple", "set", "frozenset", "sorted",
+              "dict", "join"}  # fmt: skip
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
@@ -66,12 +73,11 @@ def extract_helper(tree: ast.Module, entry: str) -> tuple[ast.Module, str] | Non
     """A copy of `tree` in which one expression of the module-level function `entry` is a call to a
     new helper defined just above it, and the helper's name; None where no expression can move."""
     tree = copy.deepcopy(tree)
-    function = next(
-        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry), None
-    )
-    if function is None or any(
-        isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(function)
-    ):
+    defined = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == entry]
+    if len(defined) != 1:
+        return None  # none, or defined twice: the last one counts, the first is dead code
+    (function,) = defined
+    if any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(function)):
         return None
     choice = _choose(function)
     if choice is None:
@@ -96,14 +102,16 @@ def _choose(function: ast.FunctionDef) -> _Choice | None:
     body = function.body[1:] if _has_docstring(function) else function.body
     whole = body[0] if len(body) == 1 and isinstance(body[0], ast.Return) else None
     best: tuple[tuple[bool, int, int], _Choice] | None = None
-    for statement in _own_statements(function):
+    for statement, bound in _certainly_bound(function):
         field = SLOTS.get(type(statement))
         expression = getattr(statement, field) if field else None
-        if field is None or not isinstance(expression, ast.expr) or not _movable(expression):
+        if field is None or not isinstance(expression, ast.expr):
+            continue
+        if not _movable(expression, function.name):
             continue
         parameters = [name for name in _free_names(expression) if name in local]
         sites = sum(isinstance(n, _SITES) for n in ast.walk(expression))
-        if not parameters or not sites:
+        if not parameters or not sites or not set(parameters) <= bound:
             continue
         score = (statement is not whole, sites, len(list(ast.walk(expression))))
         if best is None or score > best[0]:
@@ -111,32 +119,94 @@ def _choose(function: ast.FunctionDef) -> _Choice | None:
     return best[1] if best else None
 
 
-def _own_statements(function: ast.FunctionDef) -> list[ast.stmt]:
-    """The statements of `function`'s own scope, in order: nested functions and classes are
-    other scopes."""
-    found: list[ast.stmt] = []
+def _certainly_bound(function: ast.FunctionDef) -> list[tuple[ast.stmt, frozenset[str]]]:
+    """Each statement of `function`'s own scope (nested functions and classes are other scopes),
+    in order, with the local names certainly bound when its expression runs: the parameters, and
+    what the statements that certainly ran before it bound. Inside a block that is the block's
+    own earlier statements and those before the block; what a block binds does not count after
+    it (an `if` may not run, a loop may not turn, a `try` may stop anywhere), which is stricter
+    than Python but never wrong. A `del` anywhere in a statement unbinds its names after it."""
+    arguments = function.args
+    parameters = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
+    parameters |= {a.arg for a in (arguments.vararg, arguments.kwarg) if a is not None}
+    found: list[tuple[ast.stmt, frozenset[str]]] = []
 
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, _SCOPES):
+    def block(statements: list[ast.stmt], bound: frozenset[str]) -> None:
+        for statement in statements:
+            found.append((statement, bound))
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound |= {statement.name}
                 continue
-            if isinstance(child, ast.stmt):
-                found.append(child)
-            visit(child)
+            if isinstance(statement, ast.For):
+                block(statement.body, bound | _stored(statement.target))
+            elif isinstance(statement, ast.With):
+                items = [i.optional_vars for i in statement.items if i.optional_vars is not None]
+                block(statement.body, bound.union(*(_stored(v) for v in items)))
+            elif isinstance(statement, ast.Try):
+                block(statement.body, bound)
+                for handler in statement.handlers:
+                    block(handler.body, bound | ({handler.name} if handler.name else set()))
+            elif isinstance(statement, ast.Match):
+                for case in statement.cases:
+                    block(case.body, bound)
+            else:
+                block(getattr(statement, "body", []), bound)
+            for later in ("orelse", "finalbody"):
+                block(getattr(statement, later, []), bound)
+            if not hasattr(statement, "body"):  # a simple statement ran whole: what it bound holds
+                bound |= _simple_binds(statement)
+            bound -= {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Del)}
 
-    visit(function)
+    block(function.body, frozenset(parameters))
     return found
 
 
-def _movable(expression: ast.expr) -> bool:
+def _stored(target: ast.AST) -> frozenset[str]:
+    return frozenset(n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+
+
+def _simple_binds(statement: ast.stmt) -> frozenset[str]:
+    if isinstance(statement, ast.Assign):
+        return frozenset().union(*(_stored(t) for t in statement.targets))
+    if isinstance(statement, (ast.AugAssign, ast.AnnAssign)) and (
+        not isinstance(statement, ast.AnnAssign) or statement.value is not None
+    ):
+        return _stored(statement.target)
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return frozenset((a.asname or a.name).split(".")[0] for a in statement.names)
+    return frozenset()
+
+
+def _movable(expression: ast.expr, entry: str) -> bool:
     if isinstance(expression, (ast.Name, ast.Constant)):
         return False
+    consumed = {
+        id(argument)
+        for call in ast.walk(expression)
+        if isinstance(call, ast.Call) and _called(call) in _CONSUMERS
+        for argument in call.args
+    }
     for node in ast.walk(expression):
         if isinstance(node, _UNMOVABLE):
             return False
-        if isinstance(node, ast.Name) and node.id in _FRAME_CALLS | {"__class__"}:
+        if isinstance(node, ast.GeneratorExp) and id(node) not in consumed:
+            return False  # it may run after the statement, when its names hold other values
+        if isinstance(node, ast.Name) and node.id in _FRAME_NAMES:
             return False
+        if isinstance(node, ast.Attribute) and node.attr in _FRAME_ATTRIBUTES:
+            return False
+        if isinstance(node, ast.Call) and _called(node) == entry:
+            return False  # recursion through the helper: two frames a level, a lower depth limit
     return True
+
+
+def _called(call: ast.Call) -> str | None:
+    """The name a call is made by: `f(...)` -> f, `x.f(...)` -> f."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return None
 
 
 def _free_names(node: ast.AST, hidden: frozenset[str] = frozenset()) -> list[str]:

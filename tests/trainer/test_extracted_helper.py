@@ -49,6 +49,9 @@ def call(code: str, entry: str, *args: Any) -> Any:
         # the second generator's iterable runs inside the comprehension, where `row` is bound
         ("def g(m, k):\n    total = 0\n    total += sum(v * k for row in m for v in row if v > k)\n    return total\n", "g", [([[1, 5], [7]], 2), ([], 0)]),
         ("def h(s):\n    out = []\n    for i in range(len(s) - 1, -1, -1):\n        out.append(s[i])\n    return ''.join(out)\n", "h", [("abc",), ("",)]),
+        # the generator expression runs after `k` changed: it stays where it reads `k` late
+        ("def f(xs):\n    k = 1\n    g = (x + k for x in xs)\n    k = 10\n    return list(g)\n", "f", [([1, 2],)]),
+        ("def f(xs):\n    return [*xs[1:], len(xs)]\n", "f", [([1, 2, 3],), ([],)]),
     ],
 )  # fmt: skip
 def test_the_moved_expression_computes_what_it_did(code, entry, inputs):
@@ -80,7 +83,12 @@ def test_the_richest_expression_moves_and_the_helper_is_named_for_it():
         "def f(xs):\n    global N\n    return len(xs) + N\n",
         "def f(xs):\n    return (n := len(xs)) + n\n",
         "def f(xs):\n    return sorted(xs, key=lambda x: -x)\n",
-        "async def other():\n    return 1\n\n\ndef f(xs):\n    return [*xs, 1]\n",
+        # `b` is bound only when `c` is: passed as an argument it would be read when it is not
+        "def f(xs, c):\n    if c:\n        b = 5\n    return len(xs) + 1 if not c else b * 2\n",
+        "def f(n):\n    return 0 if n == 0 else f(n - 1) + 1\n",  # recursion: two frames a level
+        "def f(xs):\n    return len(xs) + 1\n\n\ndef f(xs):\n    return len(xs) + 2\n",  # which one?
+        "import sys\n\n\ndef f(xs):\n    return sys._getframe().f_code.co_name + str(len(xs))\n",
+        "def f(xs):\n    del xs\n    return len(xs) + 1\n",  # unbound by then: it must raise where it did
         "def f(xs):\n    return len(locals()) + len(xs)\n",
         "def f(xs):\n    def inner():\n        return len(xs) + 1\n    return inner\n",  # only a nested scope
         "def f():\n    return len('abc') + 1\n",  # nothing local to pass: a constant, not a helper
