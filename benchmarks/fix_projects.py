@@ -28,7 +28,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ from benchmarks.repair import (
 KEY_FIELDS = ("model", "n", "rounds", "seed", "project")
 HEADER = (
     "model", "n x rounds", "fixed projects", "tests fixed", "p50 s/project", "p90 s/project",
-    "p50 s/fixed", "candidates/project", "gen", "errors", "disagreements",
+    "p50 s/fixed", "candidates/project", "tokens/reply", "gen", "errors", "disagreements",
 )  # fmt: skip
 
 
@@ -77,6 +77,7 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
     from ledex.sandbox.pytest_runner import run_pytest
 
     failing = [o.node_id for o in prepared.failing]
+    count_tokens = getattr(backend, "count_tokens", None)  # the embedded backend's
     record: dict[str, Any] = {"failing": failing, "claimed": False, "fixed": False,
                               "tests_fixed": 0, "error": None}  # fmt: skip
     started = time.perf_counter()
@@ -116,14 +117,16 @@ def fix_project(prepared: PreparedCase, backend: Any, config: Any) -> dict[str, 
         "candidates": sum(len(r.candidates) for r in results),
         "rounds_used": max((len(r.rounds) for r in results), default=0),
         "diff": _clip(result.diff()),
-        "tried": {t.test: [c for r in t.repairs for c in _tried(r)] for t in result.tests if t.repairs},
+        "tried": {t.test: [c for r in t.repairs for c in _tried(r, count_tokens)]
+                  for t in result.tests if t.repairs},  # fmt: skip
     }
     return record
 
 
-def _tried(result: Any) -> list[dict[str, Any]]:
+def _tried(result: Any, count_tokens: Callable[[str], int] | None = None) -> list[dict[str, Any]]:
     """Each candidate of a test's repair in brief: its verdict and what it changed (to see where
-    the model looked: the function under repair, or the helper with the bug)."""
+    the model looked: the function under repair, or the helper with the bug), and with the
+    embedded backend's `count_tokens` its reply's length (decoding is most of the time)."""
     return [
         {
             "round": c.round,
@@ -131,6 +134,7 @@ def _tried(result: Any) -> list[dict[str, Any]]:
             "passed": c.verdict.passed if c.verdict else None,
             "total": c.verdict.total if c.verdict else None,
             "diff": _clip(c.diff, 800) or None,
+            "tokens": count_tokens(c.reply) if count_tokens else None,
         }
         for c in result.candidates
     ]
@@ -159,6 +163,7 @@ class Row:
     p90: float | None
     p50_fixed: float | None
     p50_candidates: float | None
+    p50_tokens: float | None  # tokens per reply, over every candidate (records that counted them)
     generation_share: float
     errors: int  # projects the workflow raised on (counted as not fixed)
     disagreements: int  # claimed fixed by the workflow, not passing the check (or the reverse)
@@ -183,11 +188,17 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[Row]:
             p90=percentile(seconds, 90),
             p50_fixed=percentile((r["seconds"] for r in group if r["fixed"]), 50),
             p50_candidates=percentile((r.get("candidates", 0) for r in group), 50),
+            p50_tokens=percentile(_reply_tokens(group), 50),
             generation_share=sum(r.get("generation_seconds", 0.0) for r in group) / total if total else 0.0,
             errors=sum(1 for r in group if r["error"]),
             disagreements=sum(1 for r in group if bool(r["claimed"]) != bool(r["fixed"])),
         ))  # fmt: skip
     return rows
+
+
+def _reply_tokens(records: Sequence[dict[str, Any]]) -> list[int]:
+    return [c["tokens"] for r in records for cs in (r.get("tried") or {}).values() for c in cs
+            if c.get("tokens") is not None]  # fmt: skip
 
 
 def _seconds(value: float | None) -> str:
@@ -205,6 +216,7 @@ def table_rows(rows: Sequence[Row]) -> list[list[str]]:
             _seconds(row.p90),
             _seconds(row.p50_fixed),
             _seconds(row.p50_candidates),
+            "-" if row.p50_tokens is None else f"{row.p50_tokens:.0f}",
             f"{row.generation_share:.0%}",
             str(row.errors),
             str(row.disagreements),

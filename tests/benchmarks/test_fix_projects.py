@@ -138,3 +138,20 @@ def test_a_project_that_raised_is_run_again_and_its_new_record_wins():
     (row,) = bench.summarize([failed])
     assert (row.fixed, row.errors) == (0, 1)
     assert bench.table_rows([row])[0][-2:] == ["1", "0"]  # errors, disagreements
+
+
+def test_tokens_per_reply_are_counted_where_the_backend_can_and_reported():
+    from ledex.repair import Candidate, RepairResult, RoundRecord
+
+    replies = [Candidate(1, 0, "one two three"), Candidate(1, 1, "four five")]
+    result = RepairResult("t", rounds=[RoundRecord(1, "", replies)])
+    words = lambda text: len(text.split())  # noqa: E731 - a backend's count_tokens
+    assert [c["tokens"] for c in bench._tried(result, words)] == [3, 2]
+    assert [c["tokens"] for c in bench._tried(result)] == [None, None]  # a remote API: unknown
+    record = {"model": "m", "n": 1, "rounds": 1, "project": "p", "failing": ["t"], "claimed": False,
+              "fixed": False, "tests_fixed": 0, "error": None, "seconds": 1.0,
+              "tried": {"t": bench._tried(result, words)}}  # fmt: skip
+    (row,) = bench.summarize([record])
+    assert row.p50_tokens == 2.5
+    assert "| tokens/reply |" in bench.markdown_table([record])
+    assert "| - | 0.0 | 2 | 0% |" in bench.markdown_table([record])  # p50 s/fixed, candidates, tokens
