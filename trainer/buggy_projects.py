@@ -40,7 +40,7 @@ from ledex.errors import LedexError
 from ledex.sandbox.pytest_runner import PytestRun, run_pytest
 from trainer.mutants import Mutation, mutations
 from trainer.project_shapes import check_shapes, reshape
-from trainer.pysource import defined_names, parse
+from trainer.pysource import called_name, defined_names, parse
 
 GENERATOR_VERSION = 2  # bump when the generated projects change: cached suites are rebuilt
 PYPROJECT = '[tool.pytest.ini_options]\npythonpath = ["."]\n'
@@ -286,11 +286,8 @@ def called_by_tests(source: SourceProject) -> set[str]:
     for path, text in source.files.items():
         tree = parse(text) if path.endswith(".py") and _is_test_path(path) else None
         for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, ast.Call):
-                if isinstance(node.func, ast.Name):
-                    called.add(node.func.id)
-                elif isinstance(node.func, ast.Attribute):
-                    called.add(node.func.attr)
+            if isinstance(node, ast.Call) and (name := called_name(node)) is not None:
+                called.add(name)
     return called
 
 

@@ -38,7 +38,7 @@ import copy
 import re
 from dataclasses import dataclass
 
-from trainer.pysource import bound_names
+from trainer.pysource import bound_names, called_name
 
 # statement type -> the field holding its whole expression
 SLOTS: dict[type[ast.stmt], str] = {
@@ -99,7 +99,7 @@ def extract_helper(tree: ast.Module, entry: str) -> tuple[ast.Module, str] | Non
 
 def _choose(function: ast.FunctionDef) -> _Choice | None:
     local = bound_names(function)
-    body = function.body[1:] if _has_docstring(function) else function.body
+    body = function.body[1:] if ast.get_docstring(function, clean=False) is not None else function.body
     whole = body[0] if len(body) == 1 and isinstance(body[0], ast.Return) else None
     best: tuple[tuple[bool, int, int], _Choice] | None = None
     for statement, bound in _certainly_bound(function):
@@ -183,7 +183,7 @@ def _movable(expression: ast.expr, entry: str) -> bool:
     consumed = {
         id(argument)
         for call in ast.walk(expression)
-        if isinstance(call, ast.Call) and _called(call) in _CONSUMERS
+        if isinstance(call, ast.Call) and called_name(call) in _CONSUMERS
         for argument in call.args
     }
     for node in ast.walk(expression):
@@ -195,18 +195,9 @@ def _movable(expression: ast.expr, entry: str) -> bool:
             return False
         if isinstance(node, ast.Attribute) and node.attr in _FRAME_ATTRIBUTES:
             return False
-        if isinstance(node, ast.Call) and _called(node) == entry:
+        if isinstance(node, ast.Call) and called_name(node) == entry:
             return False  # recursion through the helper: two frames a level, a lower depth limit
     return True
-
-
-def _called(call: ast.Call) -> str | None:
-    """The name a call is made by: `f(...)` -> f, `x.f(...)` -> f."""
-    if isinstance(call.func, ast.Name):
-        return call.func.id
-    if isinstance(call.func, ast.Attribute):
-        return call.func.attr
-    return None
 
 
 def _free_names(node: ast.AST, hidden: frozenset[str] = frozenset()) -> list[str]:
@@ -260,12 +251,3 @@ def _helper_name(statement: ast.stmt, entry: str, taken: set[str]) -> str:
 
 def _names_in(tree: ast.Module) -> set[str]:
     return bound_names(tree) | {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-
-
-def _has_docstring(function: ast.FunctionDef) -> bool:
-    first = function.body[0]
-    return (
-        isinstance(first, ast.Expr)
-        and isinstance(first.value, ast.Constant)
-        and isinstance(first.value.value, str)
-    )

@@ -47,3 +47,12 @@ def bound_names(node: ast.AST) -> set[str]:
         elif isinstance(n, (ast.Global, ast.Nonlocal)):
             bound.update(n.names)
     return bound
+
+
+def called_name(call: ast.Call) -> str | None:
+    """The name a call is made by: `f(...)` -> f, `obj.f(...)` -> f; None for anything else."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return None
